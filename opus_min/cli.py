@@ -37,7 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     check_p = sub.add_parser("check", help="check service definitions; non-zero exit on problems")
     check_p.add_argument("folder", nargs="?", help="services folder (default: configured)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         config = load_config(args.config)
     except ConfigError as exc:

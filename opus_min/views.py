@@ -130,9 +130,7 @@ def job_execution_duration(app: OpusApp, request: Request, service: str, job_id:
         form = {k.lower(): v for k, v in _form_fields(request)}
         if "executionduration" not in form:
             raise UsageError("POST EXECUTIONDURATION=<seconds>")
-        current = app.jobs.set_execution_duration(
-            service, job_id, owner, form["executionduration"]
-        )
+        current = app.jobs.set_execution_duration(service, job_id, owner, form["executionduration"])
         return _see_other(app.job_url(request, current))
     return _text(str(app.jobs.get(service, job_id, owner).execution_duration))
 
@@ -177,9 +175,7 @@ def job_parameters(app: OpusApp, request: Request, service: str, job_id: str) ->
     return _xml(xml.render_parameters(current, app.job_url(request, current)))
 
 
-def job_parameter(
-    app: OpusApp, request: Request, service: str, job_id: str, name: str
-) -> Response:
+def job_parameter(app: OpusApp, request: Request, service: str, job_id: str, name: str) -> Response:
     current = app.jobs.get(service, job_id, _owner(request))
     param = current.parameter(name)
     if param is None:
@@ -243,4 +239,3 @@ VIEWS: dict[str, View] = {
     "job_result": job_result,
 }
 """Endpoint name → view; the names match the Rules in ``wsgi``."""
-

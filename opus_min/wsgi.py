@@ -92,7 +92,9 @@ class OpusApp:
         except UWSError as exc:
             response = error_response(exc.code, exc.label, exc.message)
         except HTTPException as exc:
-            response = error_response(exc.code or 500, exc.name.replace(" ", ""), exc.description or "")
+            response = error_response(
+                exc.code or 500, exc.name.replace(" ", ""), exc.description or ""
+            )
             if exc.code == 405 and exc.valid_methods:
                 response.headers["Allow"] = ", ".join(exc.valid_methods)
         except Exception:
@@ -146,7 +148,10 @@ def serve(config: Config, **options: Any) -> None:
     app = create_app(config)
     log.info(
         "serving %d services on http://%s:%d with %d threads",
-        len(app.jobs.services), config.host, config.port, config.threads,
+        len(app.jobs.services),
+        config.host,
+        config.port,
+        config.threads,
     )
     try:
         waitress.serve(

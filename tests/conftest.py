@@ -86,7 +86,9 @@ class Live:
 
     def stop(self) -> None:
         self.stopping.set()
-        self.server.close()
+        # Close client channels too (keep-alive), or the loop would keep serving them.
+        for channel in list(self.server._map.values()):
+            channel.close()
         self.server.task_dispatcher.shutdown()
         self.thread.join(5)
         self.app.jobs.stop()

@@ -17,7 +17,7 @@ from ..uws.model import Job, JobEvent
 __all__ = ["Executor", "JobRun", "Reporter", "WRAPPER"]
 
 WRAPPER = Path(__file__).with_name("job_wrapper.sh")
-"""The static bash wrapper that runs a service script; values reach it only through the environment."""
+"""The static bash wrapper that runs a service script; values reach it only by environment."""
 
 Reporter = Callable[[JobEvent], None]
 

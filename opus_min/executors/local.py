@@ -31,6 +31,7 @@ class _Running:
     run: JobRun
     process: subprocess.Popen[bytes]
     cancelled: bool = False
+    shutdown: bool = False
     timed_out: bool = False
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -75,7 +76,9 @@ class LocalExecutor:
                 if running is None:
                     continue
                 self._running[run.job_id] = running
-            self._emit(JobEvent(run.job_id, Phase.EXECUTING, external_id=self._handle(running.process.pid)))
+            self._emit(
+                JobEvent(run.job_id, Phase.EXECUTING, external_id=self._handle(running.process.pid))
+            )
             threading.Thread(
                 target=self._monitor, args=(running,), name=f"job-{run.job_id}", daemon=True
             ).start()
@@ -89,9 +92,10 @@ class LocalExecutor:
             OPUS_JOB_DIR=str(run.job_dir),
         )
         try:
-            with open(run.meta_dir / "stdout.log", "wb") as out, open(
-                run.meta_dir / "stderr.log", "wb"
-            ) as err:
+            with (
+                open(run.meta_dir / "stdout.log", "wb") as out,
+                open(run.meta_dir / "stderr.log", "wb") as err,
+            ):
                 process = subprocess.Popen(
                     ["/bin/bash", str(WRAPPER)],
                     cwd=run.job_dir,
@@ -127,10 +131,15 @@ class LocalExecutor:
 
     def _final_event(self, running: _Running) -> JobEvent:
         run, code = running.run, running.process.returncode
+        if running.shutdown:
+            message = "the controller stopped while the job was running; run a new job"
+            return JobEvent(run.job_id, Phase.ERROR, JobError(message, ErrorType.TRANSIENT))
         if running.cancelled:
             return JobEvent(run.job_id, Phase.ABORTED)
         if running.timed_out:
-            message = f"executionDuration of {run.execution_duration} s exceeded; the job was stopped"
+            message = (
+                f"executionDuration of {run.execution_duration} s exceeded; the job was stopped"
+            )
             return JobEvent(run.job_id, Phase.ABORTED, JobError(message, ErrorType.FATAL))
         if code == 0:
             return JobEvent(run.job_id, Phase.COMPLETED)
@@ -185,7 +194,7 @@ class LocalExecutor:
             self._pending.clear()
             running = list(self._running.values())
         for item in running:
-            item.cancelled = True
+            item.shutdown = True
             _kill_group(item.process)
         for item in running:
             item.done.wait(KILL_GRACE + 5)

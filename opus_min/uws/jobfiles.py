@@ -110,9 +110,7 @@ class JobFiles:
         missing: list[str] = []
         for entity in generated:
             pattern = entity.default or entity.name
-            matches = sorted(
-                Path(p) for p in glob.glob(glob.escape(str(base)) + "/" + pattern)
-            )
+            matches = sorted(Path(p) for p in glob.glob(glob.escape(str(base)) + "/" + pattern))
             files = [p for p in matches if p.is_file() and base in p.resolve().parents]
             if not files:
                 if entity.multiplicity.strip() not in OPTIONAL_MULTIPLICITIES:

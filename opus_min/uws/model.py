@@ -38,7 +38,9 @@ class Phase(StrEnum):
     ARCHIVED = "ARCHIVED"
 
 
-ACTIVE_PHASES = frozenset({Phase.PENDING, Phase.QUEUED, Phase.EXECUTING, Phase.HELD, Phase.SUSPENDED})
+ACTIVE_PHASES = frozenset(
+    {Phase.PENDING, Phase.QUEUED, Phase.EXECUTING, Phase.HELD, Phase.SUSPENDED}
+)
 """Phases from which a job can still reach a final phase (ABORT applies to these)."""
 
 WAITABLE_PHASES = frozenset({Phase.QUEUED, Phase.EXECUTING})
@@ -73,7 +75,7 @@ class Parameter:
     value: str
     by_reference: bool = False
     known: bool = True
-    """False for names the service does not declare: recorded and echoed, never given to the script."""
+    """False for names the service does not declare: recorded, echoed, never given to the script."""
     file: str | None = None
     """For an uploaded file: its name inside the job folder."""
 

@@ -1,4 +1,4 @@
-"""JobService: the UWS rules — creation, phases, WAIT, quotes, destruction — over store and executor.
+"""JobService: the UWS rules (creation, phases, WAIT, quotes, destruction) over store and executor.
 
 No Werkzeug here: views translate HTTP into these calls and domain errors back into HTTP.
 """
@@ -24,7 +24,13 @@ from ..config import Config
 from ..executors import Executor, JobRun
 from ..votable.model import ServiceDescription
 from ..votable.values import check_value
-from .controls import CONTROL_NAMES, parse_destruction, parse_duration, parse_phase_request, parse_run_id
+from .controls import (
+    CONTROL_NAMES,
+    parse_destruction,
+    parse_duration,
+    parse_phase_request,
+    parse_run_id,
+)
 from .errors import Forbidden, PhaseConflict, UnknownJob, UnknownService, UsageError
 from .jobfiles import OPTIONAL_MULTIPLICITIES, JobFiles
 from .model import (
@@ -67,7 +73,7 @@ class Upload:
 
 
 def new_job_id() -> str:
-    """URL-safe, unguessable (120 random bits), starting with a digit (uws-client strips h,t,p,s)."""
+    """URL-safe, unguessable (120 random bits), first a digit (uws-client strips h, t, p, s)."""
     body = base64.b32encode(secrets.token_bytes(15)).decode().lower()
     return str(secrets.randbelow(10)) + body
 
@@ -157,9 +163,7 @@ class JobService:
             raise Forbidden(f"job {job_id} is not yours")
         return self._with_quote(job)
 
-    def wait(
-        self, service: str, job_id: str, owner: str, seconds: int, phase: Phase | None
-    ) -> Job:
+    def wait(self, service: str, job_id: str, owner: str, seconds: int, phase: Phase | None) -> Job:
         """Block until the job leaves its phase, ``seconds`` pass (capped), or at once if the
         job is not QUEUED/EXECUTING or not in ``phase``."""
         if seconds < 0 or seconds > self.config.wait_max:
@@ -171,8 +175,10 @@ class JobService:
         with self.notifier.subscribe(job_id) as event:
             job = self.get(service, job_id, owner)
             start = job.phase
-            while job.phase in WAITABLE_PHASES and job.phase is start and (
-                phase is None or job.phase is phase
+            while (
+                job.phase in WAITABLE_PHASES
+                and job.phase is start
+                and (phase is None or job.phase is phase)
             ):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -200,8 +206,10 @@ class JobService:
         value: float | None = statistics.median(times) if times else None
         if value is None:
             description = self.services.get(service)
-            value = None if description is None or description.quote is None else float(
-                description.quote
+            value = (
+                None
+                if description is None or description.quote is None
+                else float(description.quote)
             )
         self._quote_cache[service] = (now, value)
         return value
@@ -276,7 +284,9 @@ class JobService:
                 entity = description.used_entity(name)
                 assert entity is not None
                 self.files.save_upload(
-                    job.id, _local_name(entity.name, entity.default), upload.stream,
+                    job.id,
+                    _local_name(entity.name, entity.default),
+                    upload.stream,
                     self.config.upload_max_bytes,
                 )
             self.store.insert(job)
@@ -322,7 +332,7 @@ class JobService:
         uploads: Mapping[str, Upload],
         existing: Job | None,
     ) -> list[Parameter]:
-        """Validate values; fill defaults; keep unknown names (echoed, never given to the script)."""
+        """Check values, fill defaults, keep unknown names (echoed, never given to the script)."""
         given: dict[str, str] = {}
         unknown: dict[str, str] = {}
         if existing is not None:
@@ -366,8 +376,12 @@ class JobService:
             if upload is not None:
                 shown = os.path.basename(upload.filename or entity.name)[:MAX_NAME] or entity.name
                 params.append(
-                    Parameter(entity.name, shown, by_reference=True,
-                              file=_local_name(entity.name, entity.default))
+                    Parameter(
+                        entity.name,
+                        shown,
+                        by_reference=True,
+                        file=_local_name(entity.name, entity.default),
+                    )
                 )
             elif existing is not None and (p := existing.parameter(entity.name)) is not None:
                 params.append(p)
@@ -543,8 +557,12 @@ class JobService:
                 now = utcnow()
                 quote = None if run_time is None else now + timedelta(seconds=run_time)
                 if self.store.transition(
-                    event.job_id, [Phase.QUEUED], Phase.EXECUTING,
-                    start_time=now, quote=quote, external_id=event.external_id,
+                    event.job_id,
+                    [Phase.QUEUED],
+                    Phase.EXECUTING,
+                    start_time=now,
+                    quote=quote,
+                    external_id=event.external_id,
                 ):
                     self.notifier.publish(event.job_id)
                 else:
@@ -592,7 +610,9 @@ class JobService:
                     ):
                         self.executor.cancel(job)
                     if self.store.transition(
-                        job.id, [Phase.COMPLETED, Phase.ERROR, Phase.ABORTED], Phase.ARCHIVED,
+                        job.id,
+                        [Phase.COMPLETED, Phase.ERROR, Phase.ABORTED],
+                        Phase.ARCHIVED,
                         results=[],
                     ):
                         self.files.remove_results(job.id)
@@ -622,7 +642,9 @@ class JobService:
         return not notes, notes
 
 
-def _split_controls(fields: Sequence[tuple[str, str]]) -> tuple[dict[str, str], list[tuple[str, str]]]:
+def _split_controls(
+    fields: Sequence[tuple[str, str]],
+) -> tuple[dict[str, str], list[tuple[str, str]]]:
     """Separate UWS control names (case-insensitive) from job parameters."""
     controls: dict[str, str] = {}
     values: list[tuple[str, str]] = []
@@ -637,6 +659,11 @@ def _split_controls(fields: Sequence[tuple[str, str]]) -> tuple[dict[str, str], 
 
 def _local_name(name: str, default: str | None) -> str:
     """The file name an uploaded input gets in the job folder (what ``$name`` holds)."""
-    if default and "/" not in default and default not in (".", "..") and not default.startswith("."):
+    if (
+        default
+        and "/" not in default
+        and default not in (".", "..")
+        and not default.startswith(".")
+    ):
         return default
     return name

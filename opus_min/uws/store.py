@@ -182,9 +182,11 @@ class JobStore:
         return _job_from_row(row, params, results)
 
     def phase(self, job_id: str) -> Phase | None:
-        row = self._connection().execute(
-            "SELECT phase FROM jobs WHERE job_id = ?", (job_id,)
-        ).fetchone()
+        row = (
+            self._connection()
+            .execute("SELECT phase FROM jobs WHERE job_id = ?", (job_id,))
+            .fetchone()
+        )
         return None if row is None else Phase(row[0])
 
     def list(self, service: str, owner: str, flt: ListFilter) -> list[Job]:
@@ -209,29 +211,41 @@ class JobStore:
     def in_phases(self, phases: Iterable[Phase]) -> list[Job]:
         """Every job in the given phases, oldest first (recovery, scheduling)."""
         phases = list(phases)
-        rows = self._connection().execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE phase IN ({','.join('?' * len(phases))})"
-            " ORDER BY creation_time, rowid",
-            [p.value for p in phases],
-        ).fetchall()
+        rows = (
+            self._connection()
+            .execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE phase IN ({','.join('?' * len(phases))})"
+                " ORDER BY creation_time, rowid",
+                [p.value for p in phases],
+            )
+            .fetchall()
+        )
         return [_job_from_row(row, (), ()) for row in rows]
 
     def expired(self, now: datetime) -> list[Job]:
         """Jobs whose destruction time has passed and that are not archived yet."""
-        rows = self._connection().execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE destruction <= ? AND phase != 'ARCHIVED'",
-            (to_db_time(now),),
-        ).fetchall()
+        rows = (
+            self._connection()
+            .execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE destruction <= ? AND phase != 'ARCHIVED'",
+                (to_db_time(now),),
+            )
+            .fetchall()
+        )
         return [_job_from_row(row, (), ()) for row in rows]
 
     def recent_run_times(self, service: str, limit: int = 20) -> list[float]:
         """Run times in seconds of the service's most recent completed jobs."""
-        rows = self._connection().execute(
-            "SELECT start_time, end_time FROM jobs WHERE service = ? AND phase = 'COMPLETED'"
-            " AND start_time IS NOT NULL AND end_time IS NOT NULL"
-            " ORDER BY end_time DESC LIMIT ?",
-            (service, limit),
-        ).fetchall()
+        rows = (
+            self._connection()
+            .execute(
+                "SELECT start_time, end_time FROM jobs WHERE service = ? AND phase = 'COMPLETED'"
+                " AND start_time IS NOT NULL AND end_time IS NOT NULL"
+                " ORDER BY end_time DESC LIMIT ?",
+                (service, limit),
+            )
+            .fetchall()
+        )
         return [
             (datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds()
             for start, end in rows
@@ -244,9 +258,9 @@ class JobStore:
             "SELECT count(*) FROM jobs WHERE phase = 'QUEUED' AND creation_time < ?",
             (to_db_time(creation_time),),
         ).fetchone()[0]
-        executing = conn.execute(
-            "SELECT count(*) FROM jobs WHERE phase = 'EXECUTING'"
-        ).fetchone()[0]
+        executing = conn.execute("SELECT count(*) FROM jobs WHERE phase = 'EXECUTING'").fetchone()[
+            0
+        ]
         return int(queued), int(executing)
 
     # -- writing ---------------------------------------------------------------------------
@@ -402,8 +416,23 @@ def _job_to_row(job: Job) -> tuple[Any, ...]:
 def _job_from_row(
     row: Sequence[Any], params: tuple[Parameter, ...], results: tuple[Result, ...]
 ) -> Job:
-    (job_id, service, owner, run_id, phase, created, started, ended, duration, destruction,
-     quote, error_type, error_message, error_detail, external_id) = row
+    (
+        job_id,
+        service,
+        owner,
+        run_id,
+        phase,
+        created,
+        started,
+        ended,
+        duration,
+        destruction,
+        quote,
+        error_type,
+        error_message,
+        error_detail,
+        external_id,
+    ) = row
     error = None
     if error_message is not None:
         error = JobError(error_message, ErrorType(error_type or "fatal"), error_detail)

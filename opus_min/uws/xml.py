@@ -50,7 +50,8 @@ def _instant(tag: str, value: datetime | None) -> str:
 def _parameter(param: Parameter, job_url: str) -> str:
     if param.by_reference or not xml_safe(param.value):
         href = f"{job_url}/parameters/{quote(param.name, safe='')}"
-        return f'<uws:parameter id={quoteattr(param.name)} byReference="true">{escape(href)}</uws:parameter>'
+        attrs = f'id={quoteattr(param.name)} byReference="true"'
+        return f"<uws:parameter {attrs}>{escape(href)}</uws:parameter>"
     return f"<uws:parameter id={quoteattr(param.name)}>{escape(param.value)}</uws:parameter>"
 
 
@@ -63,8 +64,9 @@ def _results_body(job: Job, job_url: str) -> str:
     for result in job.results:
         href = f"{job_url}/results/{quote(result.id, safe='')}"
         parts.append(
-            f"<uws:result id={quoteattr(result.id)} xlink:type=\"simple\" xlink:href={quoteattr(href)}"
-            f" size=\"{result.size}\" mime-type={quoteattr(result.mime_type)}/>"
+            f'<uws:result id={quoteattr(result.id)} xlink:type="simple"'
+            f" xlink:href={quoteattr(href)}"
+            f' size="{result.size}" mime-type={quoteattr(result.mime_type)}/>'
         )
     return "".join(parts)
 
@@ -101,7 +103,7 @@ def render_jobs(jobs: Iterable[Job], list_url: str) -> bytes:
     for job in jobs:
         href = f"{list_url}/{job.id}"
         out.append(
-            f"<uws:jobref id={quoteattr(job.id)} xlink:type=\"simple\" xlink:href={quoteattr(href)}>"
+            f'<uws:jobref id={quoteattr(job.id)} xlink:type="simple" xlink:href={quoteattr(href)}>'
         )
         out.append(_text("phase", job.phase.value))
         if job.run_id is not None and xml_safe(job.run_id):

@@ -50,8 +50,12 @@ def test_every_id_is_unique_and_unguessable(live, http):
 
 
 def test_full_cycle_with_results(live, http, assert_valid):
-    url = create(http, live, "echo", {"TEXT": "Bonjour", "N": "2", "MODE": "upper",
-                                        "PHASE": "run", "runid": "cycle-1"})
+    url = create(
+        http,
+        live,
+        "echo",
+        {"TEXT": "Bonjour", "N": "2", "MODE": "upper", "PHASE": "run", "runid": "cycle-1"},
+    )
     doc = wait_final(http, url)
     assert phase_of(doc) == "COMPLETED", etree.tostring(doc)
     doc = job_doc(http, url, assert_valid)
@@ -107,12 +111,16 @@ def test_phase_run_and_abort_transitions(live, http, assert_valid):
     doc = job_doc(http, url, assert_valid, WAIT="5", PHASE="QUEUED")
     assert phase_of(doc) == "EXECUTING"
     # RUN again while running: a no-op.
-    assert http.post(f"{url}/phase", data={"PHASE": "RUN"}, allow_redirects=False).status_code == 303
+    assert (
+        http.post(f"{url}/phase", data={"PHASE": "RUN"}, allow_redirects=False).status_code == 303
+    )
     r = http.post(f"{url}/phase", data={"phase": "abort"}, allow_redirects=False)
     assert r.status_code == 303
     assert http.get(f"{url}/phase").text == "ABORTED"
     # ABORT of a finished job is a no-op (documented); RUN of a finished job is refused.
-    assert http.post(f"{url}/phase", data={"PHASE": "ABORT"}, allow_redirects=False).status_code == 303
+    assert (
+        http.post(f"{url}/phase", data={"PHASE": "ABORT"}, allow_redirects=False).status_code == 303
+    )
     r = http.post(f"{url}/phase", data={"PHASE": "RUN"}, allow_redirects=False)
     assert r.status_code == 403 and r.text.startswith("PhaseConflict:")
     r = http.post(f"{url}/phase", data={"PHASE": "SUSPEND"}, allow_redirects=False)
@@ -139,7 +147,9 @@ def test_parameter_update_validates_and_keeps_other_values(live, http):
     assert r.status_code == 400 and "n" in r.text and "abc" in r.text
     r = http.post(f"{url}/parameters", data={"scale": "2.5"}, allow_redirects=False)
     assert r.status_code == 303
-    params = {p.get("id"): p.text for p in etree.fromstring(http.get(url).content).iter(f"{UWS}parameter")}
+    params = {
+        p.get("id"): p.text for p in etree.fromstring(http.get(url).content).iter(f"{UWS}parameter")
+    }
     assert params == {"text": "keep", "n": "2", "scale": "2.5", "mode": "as-is"}
 
 
@@ -175,14 +185,27 @@ def test_required_values_and_files(live, http):
     assert r.status_code == 400 and "target: required parameter missing" in r.text
     r = http.post(live.jobs("required"), data={"target": "x"}, allow_redirects=False)
     assert r.status_code == 400 and "data: required input file missing" in r.text
-    r = http.post(live.jobs("required"), data={"target": "x" * 17},
-                  files={"data": ("d.bin", b"12345")}, allow_redirects=False)
+    r = http.post(
+        live.jobs("required"),
+        data={"target": "x" * 17},
+        files={"data": ("d.bin", b"12345")},
+        allow_redirects=False,
+    )
     assert r.status_code == 400 and "target" in r.text
-    r = http.post(live.jobs("required"), data={"target": "x"},
-                  files={"other": ("d.bin", b"1")}, allow_redirects=False)
+    r = http.post(
+        live.jobs("required"),
+        data={"target": "x"},
+        files={"other": ("d.bin", b"1")},
+        allow_redirects=False,
+    )
     assert r.status_code == 400 and "other: not a file input" in r.text
-    url = create(http, live, "required", {"target": "here", "PHASE": "RUN"},
-                 files={"data": ("../../evil name.bin", b"12345")})
+    url = create(
+        http,
+        live,
+        "required",
+        {"target": "here", "PHASE": "RUN"},
+        files={"data": ("../../evil name.bin", b"12345")},
+    )
     doc = wait_final(http, url)
     assert phase_of(doc) == "COMPLETED"
     assert http.get(f"{url}/results/size").text == "5\nhere\n"
@@ -206,7 +229,9 @@ def test_unknown_and_missing(live, http):
 
 def test_execution_duration_and_destruction_updates(live, http):
     url = create(http, live, "echo")
-    r = http.post(f"{url}/executionduration", data={"EXECUTIONDURATION": "120"}, allow_redirects=False)
+    r = http.post(
+        f"{url}/executionduration", data={"EXECUTIONDURATION": "120"}, allow_redirects=False
+    )
     assert r.status_code == 303 and http.get(f"{url}/executionduration").text == "120"
     # Above the configured maximum: clamped, still a 303 (UWS lets the server substitute).
     http.post(f"{url}/executionduration", data={"executionDuration": str(10**9)})
@@ -221,7 +246,9 @@ def test_execution_duration_and_destruction_updates(live, http):
     later = datetime.fromisoformat(http.get(f"{url}/destruction").text.replace("Z", "+00:00"))
     assert later > datetime.now(UTC)
     http.post(f"{url}/phase", data={"PHASE": "ABORT"})
-    r = http.post(f"{url}/executionduration", data={"EXECUTIONDURATION": "5"}, allow_redirects=False)
+    r = http.post(
+        f"{url}/executionduration", data={"EXECUTIONDURATION": "5"}, allow_redirects=False
+    )
     assert r.status_code == 403
 
 
@@ -235,7 +262,9 @@ def test_delete_and_action_delete(live, http):
     job_id = url.rsplit("/", 1)[1]
     assert (live.app.config.work_root / job_id).is_dir()
     r = http.post(url, data={"action": "delete"}, allow_redirects=False)
-    assert r.status_code == 303 and r.headers["Location"].startswith(live.jobs("echo").replace("echo", "sleep"))
+    assert r.status_code == 303 and r.headers["Location"].startswith(
+        live.jobs("echo").replace("echo", "sleep")
+    )
     assert http.get(url).status_code == 404
     assert not (live.app.config.work_root / job_id).exists()
     assert http.post(url, data={"ACTION": "DELETE"}).status_code == 404
