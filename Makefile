@@ -33,6 +33,7 @@ test: $(STAMP) system-deps  ## set up and run the test suite
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check opus_min tests bench
+	$(BIN)/ruff format --check opus_min tests bench
 
 check: $(STAMP)  ## check the service definitions in services/
 	$(BIN)/opus-min check services
