@@ -1,4 +1,5 @@
-"""``opus-min`` command line: ``serve`` the application, ``check`` service definitions."""
+"""``opus-min`` command line: ``serve`` the application, ``check`` service definitions,
+manage ``users`` and their tokens."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 
 from .config import ConfigError, load_config
+from .usercli import add_users_parser, users_command
 
 __all__ = ["main"]
 
@@ -36,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     serve_p.add_argument("--port", type=int)
     check_p = sub.add_parser("check", help="check service definitions; non-zero exit on problems")
     check_p.add_argument("folder", nargs="?", help="services folder (default: configured)")
+    add_users_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -47,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "check":
         return _check(Path(args.folder) if args.folder else config.services)
+    if args.command == "users":
+        return users_command(config, args)
     from dataclasses import replace
 
     from .wsgi import serve

@@ -7,6 +7,7 @@ environment variable ``OPUS_MIN_<KEY>`` (upper case), e.g. ``OPUS_MIN_EXECUTOR=s
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -53,6 +54,56 @@ class Config:
     """Limit on the non-file part of a request body."""
     last_redirect: int = 50
     """``LAST`` added to the job-list redirect after DELETE."""
+    # -- VO discovery (descriptors, VOSI, registry) --
+    authority: str = "opus-min.invalid"
+    """IVOA naming authority of the records (``ivo://<authority>/uws/<service>``)."""
+    registry_title: str = "opus_min job services"
+    publisher: str = "opus_min operators"
+    contact_name: str = ""
+    """Curation contact of the VOResource records (defaults to the publisher)."""
+    contact_email: str = ""
+    registry_plugin: str = "opus_min.vo.oai:OAIRegistry"
+    """``module:Class`` of the registry face served at ``/oai.xml``; empty = none."""
+    oai_page_size: int = 50
+    """Records per OAI-PMH list response before a resumptionToken."""
+    # -- identity and ownership --
+    auth: str = "anonymous"
+    """``anonymous`` (one shared owner), ``token`` (Bearer/Basic tokens of ``opus-min users``)
+    or ``proxy`` (a trusted front-end proxy names the user)."""
+    proxy_trusted: str = ""
+    """Comma-separated addresses or networks of the proxy; only their TCP peers are believed."""
+    proxy_user_header: str = "X-Remote-User"
+    """Header in which the proxy names the user, or ``REMOTE_USER`` for the WSGI variable."""
+    restricted_services: str = ""
+    """Comma-separated services whose jobs only users with that role (or admin) may create."""
+    max_active_jobs: int = 0
+    """Active (PENDING to SUSPENDED) jobs one user may have at once; 0 = no limit."""
+    # -- provenance and inputs by reference --
+    fetch_timeout: float = 30.0
+    """Seconds a Used input given by URL may take to download (connect and whole body)."""
+    voprov_namespace: str = "http://www.ivoa.net/documents/ProvenanceDM/index.html#"
+    """URI of the ``voprov`` prefix in provenance documents (ProvDM 1.0 defines none)."""
+
+    # -- Slurm executor (executor = "slurm") --
+    slurm_partition: str = ""
+    """sbatch ``--partition`` of every job; empty = the cluster's default partition."""
+    slurm_nodes: int = 1
+    slurm_ntasks: int = 1
+    slurm_mem: str = ""
+    """sbatch ``--mem`` (e.g. ``2G``); empty = the cluster's default."""
+    slurm_watchdog: bool = True
+    """Enforce executionDuration inside the job, to the second; ``--time`` is then a backstop
+    one minute longer (Slurm limits are whole minutes, checked about every 30 s)."""
+    slurm_bin: str = ""
+    """Folder of sbatch, scancel, scontrol, squeue, sacct; empty = found on ``PATH``."""
+    slurm_work_root: str = ""
+    """``work_root`` as the compute nodes see it (shared file system); empty = the same path."""
+    slurm_callback_url: str = ""
+    """Base URL the jobs call back (``<url>/callback/<job id>``); empty = ``base_url``, else
+    ``http://host:port`` (``127.0.0.1`` when ``host`` is a wildcard)."""
+    callback_key_file: str = ""
+    """Server key that signs job callbacks (created 0600 on first start); empty =
+    ``callback.key`` in the database's folder."""
 
     def resolve(self, root: Path) -> Config:
         """Make relative paths absolute against ``root`` (the config file's folder or cwd)."""
@@ -62,6 +113,25 @@ class Config:
             services=_absolute(self.services, root),
             work_root=_absolute(self.work_root, root),
         )
+
+
+def _check_identity(config: Config) -> None:
+    from .identity import AUTH_MODES, parse_networks
+
+    if config.auth not in AUTH_MODES:
+        raise ConfigError(f"auth: {config.auth!r} is not one of {', '.join(AUTH_MODES)}")
+    try:
+        trusted = parse_networks(config.proxy_trusted)
+    except ValueError as exc:
+        raise ConfigError(f"proxy_trusted: {exc}") from None
+    if config.auth == "proxy" and not trusted:
+        raise ConfigError('auth = "proxy" needs proxy_trusted: the addresses of the proxy')
+    header = config.proxy_user_header
+    # waitress drops header names with "_" (so a client cannot smuggle X_Remote_User).
+    if header.upper() != "REMOTE_USER" and not re.fullmatch(r"[A-Za-z0-9-]{1,64}", header):
+        raise ConfigError("proxy_user_header: a header name of letters, digits and '-'")
+    if config.max_active_jobs < 0:
+        raise ConfigError("max_active_jobs must be 0 (no limit) or more")
 
 
 def _absolute(path: Path, root: Path) -> Path:
@@ -88,6 +158,8 @@ def _coerce(name: str, kind: Any, raw: Any) -> Any:
             return float(raw)
         if kind in ("Path", Path):
             return Path(str(raw)).expanduser()
+        if isinstance(raw, list):  # TOML arrays for the comma-separated keys
+            return ", ".join(str(item) for item in raw)
         return str(raw)
     except ValueError:
         raise ConfigError(f"{name}: {raw!r} is not a valid {kind}") from None
@@ -131,4 +203,7 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
         raise ConfigError("wait_max must be between 1 and 55 seconds")
     if config.threads < 4:
         raise ConfigError("threads must be at least 4")
+    if not 0 < config.fetch_timeout <= 600:
+        raise ConfigError("fetch_timeout must be more than 0 and at most 600 seconds")
+    _check_identity(config)
     return config.resolve(root)

@@ -14,9 +14,12 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.utils import redirect, send_file
 from werkzeug.wrappers import Request, Response
 
+from .identity import CALLER_ENVIRON_KEY, Caller
+from .provsap import RESULT_FORMATS
+from .provviews import prov_content_type
 from .uws import xml
 from .uws.controls import parse_after, parse_int, parse_last, parse_phase_filter
-from .uws.errors import UnknownResource, UsageError
+from .uws.errors import PhaseConflict, UnknownResource, UsageError
 from .uws.model import format_instant
 from .uws.service import Upload
 from .uws.store import ListFilter
@@ -44,9 +47,13 @@ def _form_fields(request: Request) -> list[tuple[str, str]]:
     return list(request.form.items(multi=True))
 
 
-def _owner(request: Request) -> str:
-    # Identity arrives with its own issue; until then every caller is the anonymous owner.
-    return ""
+def _owner(request: Request) -> Caller:
+    """The authenticated caller (the single place where identity enters the views).
+
+    ``wsgi`` leaves the authenticator's answer in the environ; asking for it raises 401/403
+    when the request carries no acceptable identity, so public resources simply never ask.
+    """
+    return request.environ[CALLER_ENVIRON_KEY]()  # type: ignore[no-any-return]
 
 
 def _see_other(url: str) -> Response:
@@ -83,7 +90,9 @@ def create_job(app: OpusApp, request: Request, service: str) -> Response:
         Upload(name, storage.filename or name, storage.stream)
         for name, storage in request.files.items(multi=True)
     ]
-    job = app.jobs.create(service, _owner(request), _form_fields(request), uploads)
+    job = app.jobs.create(
+        service, _owner(request), _form_fields(request), uploads, base_url=app.base_url(request)
+    )
     return _see_other(app.job_url(request, job))
 
 
@@ -96,7 +105,9 @@ def job(app: OpusApp, request: Request, service: str, job_id: str) -> Response:
         app.jobs.delete(service, job_id, owner)
         return _see_other(app.list_url(request, service) + f"?LAST={app.config.last_redirect}")
     if request.method == "POST":
-        outcome = app.jobs.post_to_job(service, job_id, owner, _form_fields(request))
+        outcome = app.jobs.post_to_job(
+            service, job_id, owner, _form_fields(request), base_url=app.base_url(request)
+        )
         if outcome == "deleted":
             return _see_other(app.list_url(request, service) + f"?LAST={app.config.last_redirect}")
         return _see_other(app.job_url(request, app.jobs.get(service, job_id, owner)))
@@ -169,7 +180,9 @@ def job_error(app: OpusApp, request: Request, service: str, job_id: str) -> Resp
 def job_parameters(app: OpusApp, request: Request, service: str, job_id: str) -> Response:
     owner = _owner(request)
     if request.method == "POST":
-        current = app.jobs.update_parameters(service, job_id, owner, _form_fields(request))
+        current = app.jobs.update_parameters(
+            service, job_id, owner, _form_fields(request), base_url=app.base_url(request)
+        )
         return _see_other(app.job_url(request, current))
     current = app.jobs.get(service, job_id, owner)
     return _xml(xml.render_parameters(current, app.job_url(request, current)))
@@ -196,6 +209,13 @@ def job_result(
 ) -> Response:
     current = app.jobs.get(service, job_id, _owner(request))
     result = current.result(result_id)
+    if result is None and result_id in RESULT_FORMATS:
+        # The job's own provenance (provjson, provxml, provn, provsvg), built on request.
+        fmt = RESULT_FORMATS[result_id]
+        body = app.jobs.provenance.job_document(current, app.base_url(request), fmt)
+        response = Response(body, content_type=prov_content_type(fmt))
+        response.headers["Content-Disposition"] = f'inline; filename="provenance.{fmt.extension}"'
+        return response
     if result is None:
         raise UnknownResource(f"job {job_id} has no result {result_id[:80]!r}")
     path = app.jobs.files.read_path(current.id, result.path)
@@ -213,18 +233,12 @@ def _file(request: Request, path: object, name: str, mime: str | None = None) ->
     )
     # Results open inline (images, text) but are never sniffed into something else.
     response.headers["Content-Disposition"] = f'inline; filename="{safe}"'
+    # Per-user data: no shared cache keeps it; the browser revalidates with the ETag.
+    response.headers["Cache-Control"] = "private, no-cache"
     return response
 
 
-def index(app: OpusApp, request: Request) -> Response:
-    lines = ["opus_min: UWS 1.1 job lists", ""]
-    for name, description in sorted(app.jobs.services.items()):
-        lines.append(f"{app.base_url(request)}/rest/{name}  {description.description[:100]}")
-    return _text("\n".join(lines) + "\n")
-
-
 VIEWS: dict[str, View] = {
-    "index": index,
     "job_list": job_list,
     "job": job,
     "job_phase": job_phase,
@@ -239,3 +253,29 @@ VIEWS: dict[str, View] = {
     "job_result": job_result,
 }
 """Endpoint name → view; the names match the Rules in ``wsgi``."""
+
+
+# -- job callbacks (Slurm) -------------------------------------------------------------------
+
+
+def job_callback(app: OpusApp, request: Request, job_id: str) -> Response:
+    """``POST /callback/{job_id}``: a signed state report from a Slurm job or Slurm's hook.
+
+    A wrong signature (forged, or another event's token) and a report that no longer fits the
+    job's phase (replayed, stale) are both 403, and change nothing.
+    """
+    executor = app.jobs.executor
+    receive = getattr(executor, "receive", None)
+    if receive is None:
+        raise UnknownResource(f"the {executor.name} executor takes no job callbacks")
+    form = {key.lower(): value for key, value in request.form.items()}
+    report = receive(job_id, form)
+    settle = getattr(executor, "settle", None)
+    follow_up = (lambda: settle(report)) if report.settle and settle is not None else None
+    if not app.jobs.accept_callback(report.event, settle=follow_up):
+        phase = report.event.phase
+        raise PhaseConflict(f"job {job_id}: {phase} report refused (stale or replayed)")
+    return _text("accepted\n")
+
+
+VIEWS["job_callback"] = job_callback

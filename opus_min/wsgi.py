@@ -10,11 +10,24 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.exceptions import HTTPException
-from werkzeug.routing import Map, Rule
+from werkzeug.routing import Map, RequestRedirect, Rule
 from werkzeug.wrappers import Request, Response
 
 from .config import Config, ConfigError
+from .discovery import DISCOVERY_VIEWS, load_registry, published_services
+from .executors import Executor
 from .executors.local import LocalExecutor
+from .identity import (
+    CALLER_ENVIRON_KEY,
+    COOKIE_ALLOWED_ENVIRON_KEY,
+    TOKEN_COOKIE,
+    Authenticator,
+    Caller,
+)
+from .pages import PAGE_RULES, PAGE_VIEWS
+from .provviews import PROVSAP_VIEWS
+from .slurm import SlurmExecutor
+from .users import UserStore
 from .uws.errors import UWSError
 from .uws.jobfiles import JobFiles
 from .uws.model import Job
@@ -26,18 +39,25 @@ from .votable.loader import load_services
 from .votable.model import Problem
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-__all__ = ["OpusApp", "create_app", "serve"]
+__all__ = ["OpusApp", "create_app", "serve", "server_options"]
 
 log = logging.getLogger("opus_min")
 
 _JOB = "/rest/<service>/<job_id>"
 URL_MAP = Map(
     [
-        Rule("/", endpoint="index", methods=["GET"]),
+        Rule("/", endpoint="root", methods=["GET"]),
+        Rule("/services", endpoint="catalogue", methods=["GET"]),
+        Rule("/jdl/<service>", endpoint="service_document", methods=["GET"]),
+        Rule("/capabilities", endpoint="capabilities", methods=["GET"]),
+        Rule("/availability", endpoint="availability", methods=["GET"]),
+        Rule("/oai.xml", endpoint="oai", methods=["GET", "POST"]),
+        Rule("/rest/<service>/capabilities", endpoint="service_capabilities", methods=["GET"]),
+        Rule("/rest/<service>/availability", endpoint="availability", methods=["GET"]),
         Rule("/rest/<service>", endpoint="job_list", methods=["GET", "POST"]),
         Rule(_JOB, endpoint="job", methods=["GET", "POST", "DELETE"]),
         Rule(f"{_JOB}/phase", endpoint="job_phase", methods=["GET", "POST"]),
@@ -52,31 +72,57 @@ URL_MAP = Map(
         Rule(f"{_JOB}/parameters/<path:name>", endpoint="job_parameter", methods=["GET"]),
         Rule(f"{_JOB}/results", endpoint="job_results", methods=["GET"]),
         Rule(f"{_JOB}/results/<path:result_id>", endpoint="job_result", methods=["GET"]),
+        Rule("/callback/<job_id>", endpoint="job_callback", methods=["POST"]),
+        Rule("/provsap", endpoint="provsap", methods=["GET", "POST"]),
+        *PAGE_RULES,
     ],
     strict_slashes=False,
     merge_slashes=True,
 )
-"""Every route; the endpoint is the name of its view in ``views.VIEWS``."""
+"""Every route; the endpoint is the name of its view in ``views.VIEWS`` or
+``discovery.DISCOVERY_VIEWS``."""
+
+ENDPOINTS = {**VIEWS, **DISCOVERY_VIEWS, **PROVSAP_VIEWS, **PAGE_VIEWS}
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
 }
+"""Set on every response."""
+
+DEFAULT_HEADERS = {
+    # Nothing we serve needs scripts, styles or frames; ``sandbox`` also disarms a job result
+    # that is HTML or SVG (its scripts cannot run in this origin, where other users' jobs are).
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; sandbox",
+    # Job documents are per-user and change: never kept by shared caches or the browser.
+    "Cache-Control": "no-store",
+}
+"""Set on every response whose view did not choose its own value."""
 
 
 class OpusApp:
     """The WSGI callable."""
 
-    def __init__(self, config: Config, jobs: JobService, problems: list[Problem]) -> None:
+    def __init__(
+        self, config: Config, jobs: JobService, problems: list[Problem], registry: Any = None
+    ) -> None:
         self.config = config
         self.jobs = jobs
         self.problems = problems
+        self.published = published_services(jobs.services)
+        self.registry = registry
         self.url_map = URL_MAP
+        self.auth = Authenticator(config, UserStore(jobs.store))
 
     # URLs are absolute, built from the configured base URL or else the request's Host.
     def base_url(self, request: Request) -> str:
-        return (self.config.base_url or request.host_url).rstrip("/")
+        if self.config.base_url:
+            return self.config.base_url.rstrip("/")
+        # Built from scheme, Host and SCRIPT_NAME directly: request.host_url re-encodes the
+        # whole current URL, a measurable share of a job GET.
+        return f"{request.scheme}://{request.host}{request.root_path}".rstrip("/")
 
     def list_url(self, request: Request, service: str) -> str:
         return f"{self.base_url(request)}/rest/{service}"
@@ -88,15 +134,19 @@ class OpusApp:
         adapter = self.url_map.bind_to_environ(request.environ)
         try:
             endpoint, values = adapter.match()
-            response = VIEWS[endpoint](self, request, **values)
+            response = ENDPOINTS[endpoint](self, request, **values)
         except UWSError as exc:
             response = error_response(exc.code, exc.label, exc.message)
+            for name, value in exc.headers:
+                response.headers.add(name, value)
         except HTTPException as exc:
             response = error_response(
                 exc.code or 500, exc.name.replace(" ", ""), exc.description or ""
             )
             if exc.code == 405 and exc.valid_methods:
                 response.headers["Allow"] = ", ".join(exc.valid_methods)
+            if isinstance(exc, RequestRedirect):  # merged slashes: keep the target
+                response.headers["Location"] = exc.new_url
         except Exception:
             log.exception("unexpected error on %s %s", request.method, request.path)
             response = error_response(500, "InternalError", "the server failed; see its log")
@@ -109,9 +159,45 @@ class OpusApp:
             self.config.upload_max_bytes if request.mimetype == "multipart/form-data" else 0
         )
         request.max_form_memory_size = self.config.form_max_bytes
+        environ[CALLER_ENVIRON_KEY] = self._caller_of(request)
         response = self.dispatch(request)
         response.headers.update(SECURITY_HEADERS)
+        for name, value in DEFAULT_HEADERS.items():
+            response.headers.setdefault(name, value)
         return response(environ, start_response)
+
+    def _caller_of(self, request: Request) -> Callable[[], Caller]:
+        """The request's identity, worked out on first use (public resources never ask).
+
+        The peer is the TCP peer (``REMOTE_ADDR`` as waitress sets it), never a forwarding
+        header; the proxy's user comes from the configured header or ``REMOTE_USER``.
+        """
+        found: list[Caller] = []
+
+        def caller() -> Caller:
+            if not found:
+                auth = self.auth
+                proxy_user = (
+                    request.environ.get("REMOTE_USER")
+                    if auth.uses_remote_user
+                    else request.headers.get(auth.user_header)
+                )
+                # The pages' sign-in cookie: for GET/HEAD, and for a page POST that passed its
+                # CSRF checks (pages set the flag); never for other changes.
+                cookie_ok = request.method in ("GET", "HEAD") or request.environ.get(
+                    COOKIE_ALLOWED_ENVIRON_KEY
+                )
+                found.append(
+                    auth.identify(
+                        authorization=request.headers.get("Authorization"),
+                        peer=request.environ.get("REMOTE_ADDR"),
+                        proxy_user=proxy_user,
+                        cookie_token=request.cookies.get(TOKEN_COOKIE) if cookie_ok else None,
+                    )
+                )
+            return found[0]
+
+        return caller
 
 
 def error_response(code: int, label: str, message: str) -> Response:
@@ -121,13 +207,20 @@ def error_response(code: int, label: str, message: str) -> Response:
 
 def create_app(config: Config, *, start: bool = True, background: bool = True) -> OpusApp:
     """Build the application; with ``start`` the executor, recovery and reaper begin."""
-    if config.executor != "local":
-        raise ConfigError(f"executor {config.executor!r} is not available in this release")
+    if config.executor not in ("local", "slurm"):
+        raise ConfigError(f"executor {config.executor!r} is not 'local' or 'slurm'")
     services, problems = load_services(config.services)
     for problem in problems:
         log.warning("service skipped: %s", problem)
     store = JobStore(config.database)
-    executor = LocalExecutor(max_concurrent=config.max_concurrent_jobs)
+    executor: Executor
+    if config.executor == "slurm":
+        try:
+            executor = SlurmExecutor.from_config(config)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"callback_key_file: {exc}") from None
+    else:
+        executor = LocalExecutor(max_concurrent=config.max_concurrent_jobs)
     jobs = JobService(
         config=config,
         store=store,
@@ -138,7 +231,7 @@ def create_app(config: Config, *, start: bool = True, background: bool = True) -
     )
     if start:
         jobs.start(background=background)
-    return OpusApp(config, jobs, problems)
+    return OpusApp(config, jobs, problems, load_registry(config))
 
 
 def serve(config: Config, **options: Any) -> None:
@@ -154,15 +247,22 @@ def serve(config: Config, **options: Any) -> None:
         config.threads,
     )
     try:
-        waitress.serve(
-            app,
-            host=config.host,
-            port=config.port,
-            threads=config.threads,
-            connection_limit=max(1000, config.threads * 4),
-            channel_timeout=120,
-            ident="opus_min",
-            **options,
-        )
+        waitress.serve(app, host=config.host, port=config.port, **server_options(config), **options)
     finally:
         app.jobs.stop()
+
+
+def server_options(config: Config) -> dict[str, Any]:
+    """waitress settings of ``serve`` (the tests use them too).
+
+    waitress buffers a request body to disk before the application sees it; capping it at
+    the configured limits (plus room for multipart headers) means an endless or chunked upload
+    is cut off with a 413 there instead of filling the disk.
+    """
+    return {
+        "threads": config.threads,
+        "connection_limit": max(1000, config.threads * 4),
+        "channel_timeout": 120,
+        "ident": "opus_min",
+        "max_request_body_size": config.upload_max_bytes + config.form_max_bytes + 65536,
+    }

@@ -21,8 +21,10 @@ def run(*args, cwd=None):
 def test_check_bundled_services_is_clean():
     out = run("check", str(SERVICES))
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "3 service(s) loaded, 0 problem(s)" in out.stdout
-    for name in ("echo", "fail", "sleep"):
+    names = sorted(p.stem for p in SERVICES.glob("*.xml"))
+    assert f"{len(names)} service(s) loaded, 0 problem(s)" in out.stdout
+    assert {"echo", "fail", "sleep", "simulate_events", "counts_map"} <= set(names)
+    for name in names:
         assert f"ok      {name}" in out.stdout
 
 

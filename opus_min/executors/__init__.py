@@ -7,6 +7,8 @@ through the ``report`` callback, the same path the Slurm job callbacks use.
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +16,7 @@ from typing import Protocol
 
 from ..uws.model import Job, JobEvent
 
-__all__ = ["Executor", "JobRun", "Reporter", "WRAPPER"]
+__all__ = ["Executor", "JobRun", "Reporter", "WRAPPER", "read_note", "read_tail"]
 
 WRAPPER = Path(__file__).with_name("job_wrapper.sh")
 """The static bash wrapper that runs a service script; values reach it only by environment."""
@@ -63,3 +65,23 @@ class Executor(Protocol):
 
     def stop(self) -> None:
         """Stop accepting work; running jobs are ended."""
+
+
+def read_note(meta_dir: Path) -> str:
+    """The wrapper's error note (``Error in S running command: ...``), or empty."""
+    with contextlib.suppress(OSError):
+        return (meta_dir / "error").read_text(errors="replace").strip()[:2000]
+    return ""
+
+
+def read_tail(path: os.PathLike[str], limit: int = 4000) -> str | None:
+    """The last ``limit`` bytes of a log as text, or None when empty or unreadable."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - limit))
+            text = handle.read().decode(errors="replace").strip()
+    except OSError:
+        return None
+    return text or None

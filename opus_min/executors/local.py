@@ -7,7 +7,6 @@ At most ``max_concurrent`` jobs run at once; the others stay QUEUED in arrival o
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -18,7 +17,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from ..uws.model import ErrorType, Job, JobError, JobEvent, Phase
-from . import WRAPPER, JobRun, Reporter
+from . import WRAPPER, JobRun, Reporter, read_note, read_tail
 
 __all__ = ["LocalExecutor"]
 
@@ -143,12 +142,12 @@ class LocalExecutor:
             return JobEvent(run.job_id, Phase.ABORTED, JobError(message, ErrorType.FATAL))
         if code == 0:
             return JobEvent(run.job_id, Phase.COMPLETED)
-        note = _read_note(run)
+        note = read_note(run.meta_dir)
         if code < 0:
             message = f"the job was killed by signal {signal.Signals(-code).name}"
         else:
             message = note or f"the job script exited with status {code}"
-        stderr_tail = _tail(run.meta_dir / "stderr.log")
+        stderr_tail = read_tail(run.meta_dir / "stderr.log")
         return JobEvent(run.job_id, Phase.ERROR, JobError(message, ErrorType.FATAL, stderr_tail))
 
     def cancel(self, job: Job) -> None:
@@ -239,21 +238,3 @@ def _kill_group(process: subprocess.Popen[bytes]) -> None:
             break
         time.sleep(0.05)
     _signal_group(process.pid, signal.SIGKILL)
-
-
-def _read_note(run: JobRun) -> str:
-    with contextlib.suppress(OSError):
-        return (run.meta_dir / "error").read_text(errors="replace").strip()[:2000]
-    return ""
-
-
-def _tail(path: os.PathLike[str], limit: int = 4000) -> str | None:
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - limit))
-            text = handle.read().decode(errors="replace").strip()
-    except OSError:
-        return None
-    return text or None

@@ -56,7 +56,7 @@ def parse_last(raw: str) -> int:
 def parse_after(raw: str) -> datetime:
     try:
         return parse_instant(raw)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise UsageError(f"AFTER must be an ISO 8601 instant, not {raw[:80]!r}") from None
 
 
@@ -86,7 +86,7 @@ def parse_duration(raw: str) -> int:
 def parse_destruction(raw: str) -> datetime:
     try:
         return parse_instant(raw)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise UsageError(f"DESTRUCTION must be an ISO 8601 instant, not {raw[:80]!r}") from None
 
 

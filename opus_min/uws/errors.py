@@ -8,6 +8,7 @@ __all__ = [
     "TooLarge",
     "UnknownJob",
     "UnknownResource",
+    "Unauthenticated",
     "UnknownService",
     "UsageError",
     "UWSError",
@@ -19,6 +20,8 @@ class UWSError(Exception):
 
     code = 400
     label = "Error"
+    headers: tuple[tuple[str, str], ...] = ()
+    """Extra response headers (e.g. the WWW-Authenticate challenge of a 401)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -65,8 +68,19 @@ class PhaseConflict(UWSError):
     label = "PhaseConflict"
 
 
+class Unauthenticated(UWSError):
+    """No usable credentials where the server needs them (HTTP 401 with a challenge)."""
+
+    code = 401
+    label = "Unauthenticated"
+
+    def __init__(self, message: str, challenge: list[tuple[str, str]]) -> None:
+        super().__init__(message)
+        self.headers = tuple(challenge)
+
+
 class Forbidden(UWSError):
-    """Not the caller's job."""
+    """Not the caller's job, a service the caller has no role for, or a limit reached."""
 
     code = 403
     label = "Forbidden"

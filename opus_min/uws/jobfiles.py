@@ -87,6 +87,36 @@ class JobFiles:
                 out.write(chunk)
         return size
 
+    def save_input(
+        self, job_id: str, name: str, stream: BinaryIO, max_bytes: int
+    ) -> tuple[int, str]:
+        """Copy an input (upload, fetched URL, another job's result) to ``<job>/<name>``,
+        hashing it on the way; returns (size, sha256 hex). The file is written aside and moved
+        into place only when complete, so a failed transfer leaves any previous file intact.
+
+        Raises
+        ------
+        TooLarge
+            Raised beyond ``max_bytes`` (nothing is left behind).
+        """
+        target = self._inside(job_id, name)
+        partial = target.with_name(f".{target.name}.part")
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with open(partial, "wb") as out:
+                while chunk := stream.read(_CHUNK):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise TooLarge(f"{name}: input larger than {max_bytes} bytes")
+                    digest.update(chunk)
+                    out.write(chunk)
+            partial.replace(target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        return size, digest.hexdigest()
+
     def read_path(self, job_id: str, relative: str) -> Path:
         """The file of a result or upload, guaranteed to lie inside the job folder."""
         path = self._inside(job_id, relative)

@@ -7,6 +7,7 @@ writers queue instead of failing, and phase changes as compare-and-set updates.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -18,7 +19,8 @@ from typing import Any
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
-from .model import ErrorType, Job, JobError, Parameter, Phase, Result
+from ..provsap.records import ActivityRecord, EntityRecord, GeneratedRecord, UsedRecord
+from .model import ACTIVE_PHASES, ErrorType, Job, JobError, Parameter, Phase, Result
 
 __all__ = ["JobStore", "ListFilter", "MIGRATIONS"]
 
@@ -80,6 +82,100 @@ def m001_initial(db: Database) -> None:
             PRIMARY KEY (job_id, result_id)
         )"""
     )
+
+
+@MIGRATIONS()
+def m002_users(db: Database) -> None:
+    """Users (roles, active-job limit) and the SHA-256 digests of their tokens."""
+    db.execute(
+        """
+        CREATE TABLE users (
+            name TEXT PRIMARY KEY,
+            roles TEXT NOT NULL DEFAULT '',
+            max_active_jobs INTEGER,
+            created TEXT NOT NULL,
+            disabled INTEGER NOT NULL DEFAULT 0
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE tokens (
+            token_id TEXT PRIMARY KEY,
+            user TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+            digest TEXT NOT NULL UNIQUE,
+            created TEXT NOT NULL,
+            revoked TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX tokens_user ON tokens (user)")
+    # The per-user active-job limit counts a user's jobs across services at every creation.
+    db.execute("CREATE INDEX jobs_owner_phase ON jobs (owner, phase)")
+
+
+@MIGRATIONS()
+def m003_provenance(db: Database) -> None:
+    """Provenance: file entities by content hash, what each job used and generated, and the
+    activity records deleted jobs leave. No foreign keys to ``jobs``: provenance outlives a
+    deleted job, so chains through its results stay whole."""
+    db.execute(
+        """
+        CREATE TABLE prov_entities (
+            sha256 TEXT PRIMARY KEY,
+            size INTEGER NOT NULL,
+            content_type TEXT NOT NULL,
+            name TEXT NOT NULL,
+            first_seen TEXT NOT NULL,
+            invalidated TEXT
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE prov_used (
+            job_id TEXT NOT NULL,
+            role TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            content_type TEXT NOT NULL,
+            name TEXT NOT NULL,
+            location TEXT,
+            time TEXT NOT NULL,
+            PRIMARY KEY (job_id, role)
+        )"""
+    )
+    db.execute(
+        """
+        CREATE TABLE prov_generated (
+            job_id TEXT NOT NULL,
+            role TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            content_type TEXT NOT NULL,
+            name TEXT NOT NULL,
+            time TEXT NOT NULL,
+            invalidated TEXT,
+            PRIMARY KEY (job_id, role)
+        )"""
+    )
+    # ProvSAP walks from a file to the jobs that used or generated it: O(degree) lookups.
+    db.execute("CREATE INDEX prov_used_entity ON prov_used (sha256)")
+    db.execute("CREATE INDEX prov_generated_entity ON prov_generated (sha256)")
+    db.execute(
+        """
+        CREATE TABLE prov_jobs (
+            job_id TEXT PRIMARY KEY,
+            service TEXT NOT NULL,
+            owner TEXT NOT NULL,
+            run_id TEXT,
+            phase TEXT NOT NULL,
+            creation_time TEXT NOT NULL,
+            start_time TEXT,
+            end_time TEXT,
+            error_message TEXT,
+            parameters TEXT NOT NULL,
+            deleted TEXT NOT NULL
+        )"""
+    )
+    db.execute("CREATE INDEX prov_jobs_owner ON prov_jobs (owner)")
 
 
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -189,10 +285,14 @@ class JobStore:
         )
         return None if row is None else Phase(row[0])
 
-    def list(self, service: str, owner: str, flt: ListFilter) -> list[Job]:
-        """Jobs of one owner and service, newest first (without parameters and results)."""
-        sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE service = ? AND owner = ?"
-        args: list[Any] = [service, owner]
+    def list(self, service: str, owner: str | None, flt: ListFilter) -> list[Job]:
+        """Jobs of one owner (None: every owner) and service, newest first (without parameters
+        and results)."""
+        sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE service = ?"
+        args: list[Any] = [service]
+        if owner is not None:
+            sql += " AND owner = ?"
+            args.append(owner)
         if flt.phases:
             sql += f" AND phase IN ({','.join('?' * len(flt.phases))})"
             args.extend(p.value for p in flt.phases)
@@ -205,6 +305,33 @@ class JobStore:
         if flt.last is not None:
             sql += " LIMIT ?"
             args.append(flt.last)
+        rows = self._connection().execute(sql, args).fetchall()
+        return [_job_from_row(row, (), ()) for row in rows]
+
+    def list_page(
+        self,
+        services: Sequence[str],
+        owner: str | None,
+        phases: Sequence[Phase],
+        offset: int,
+        limit: int,
+    ) -> list[Job]:
+        """One page of the jobs of several services (the web pages' lists), newest first,
+        without parameters and results; ARCHIVED only when asked for, as in ``list``."""
+        if not services or limit <= 0:
+            return []
+        sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE service IN ({','.join('?' * len(services))})"
+        args: list[Any] = list(services)
+        if owner is not None:
+            sql += " AND owner = ?"
+            args.append(owner)
+        if phases:
+            sql += f" AND phase IN ({','.join('?' * len(phases))})"
+            args.extend(p.value for p in phases)
+        else:
+            sql += " AND phase != 'ARCHIVED'"
+        sql += " ORDER BY creation_time DESC, rowid DESC LIMIT ? OFFSET ?"
+        args.extend((limit, offset))
         rows = self._connection().execute(sql, args).fetchall()
         return [_job_from_row(row, (), ()) for row in rows]
 
@@ -253,26 +380,53 @@ class JobStore:
 
     def count_ahead(self, service: str, creation_time: datetime) -> tuple[int, int]:
         """(QUEUED jobs created before this instant, EXECUTING jobs) across the server."""
-        conn = self._connection()
-        queued = conn.execute(
-            "SELECT count(*) FROM jobs WHERE phase = 'QUEUED' AND creation_time < ?",
-            (to_db_time(creation_time),),
-        ).fetchone()[0]
-        executing = conn.execute("SELECT count(*) FROM jobs WHERE phase = 'EXECUTING'").fetchone()[
-            0
-        ]
+        # One statement, two index-only counts (jobs_active is (phase, creation_time)).
+        queued, executing = (
+            self._connection()
+            .execute(
+                "SELECT (SELECT count(*) FROM jobs WHERE phase = 'QUEUED' AND creation_time < ?),"
+                " (SELECT count(*) FROM jobs WHERE phase = 'EXECUTING')",
+                (to_db_time(creation_time),),
+            )
+            .fetchone()
+        )
         return int(queued), int(executing)
 
     # -- writing ---------------------------------------------------------------------------
 
-    def insert(self, job: Job) -> None:
-        """Insert a new job with its parameters in one transaction."""
+    def insert(self, job: Job, *, max_active: int = 0) -> bool:
+        """Insert a new job with its parameters in one transaction.
+
+        With ``max_active`` > 0 the job is inserted only if its owner has fewer active jobs,
+        counted in the same transaction (two racing creations cannot both pass); returns
+        whether it was inserted.
+        """
         with self._write() as conn:
+            if max_active > 0 and _count_active(conn, job.owner) >= max_active:
+                return False
             conn.execute(
                 f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({','.join('?' * 15)})",
                 _job_to_row(job),
             )
             _insert_parameters(conn, job.id, job.parameters)
+        return True
+
+    def count_active(self, owner: str) -> int:
+        """Jobs of ``owner`` in an active phase (PENDING to SUSPENDED), across services."""
+        return _count_active(self._connection(), owner)
+
+    def insert_many(self, jobs: Iterable[Job]) -> int:
+        """Insert many new jobs in one transaction (imports, benchmarks); returns how many."""
+        count = 0
+        with self._write() as conn:
+            for job in jobs:
+                conn.execute(
+                    f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({','.join('?' * 15)})",
+                    _job_to_row(job),
+                )
+                _insert_parameters(conn, job.id, job.parameters)
+                count += 1
+        return count
 
     def transition(
         self,
@@ -353,6 +507,204 @@ class JobStore:
         with self._write() as conn:
             return conn.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,)).rowcount == 1
 
+    # -- provenance ------------------------------------------------------------------------
+
+    def record_inputs(self, job_id: str, inputs: Sequence[UsedRecord]) -> None:
+        """Replace the job's input files (by content hash) in the provenance tables."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM prov_used WHERE job_id = ?", (job_id,))
+            conn.executemany(
+                "INSERT INTO prov_used (job_id, role, sha256, size, content_type, name,"
+                " location, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        job_id,
+                        u.role,
+                        u.sha256,
+                        u.size,
+                        u.content_type,
+                        u.name,
+                        u.location,
+                        to_db_time(u.time),
+                    )
+                    for u in inputs
+                ],
+            )
+            _add_entities(
+                conn, [(u.sha256, u.size, u.content_type, u.name, u.time) for u in inputs]
+            )
+
+    def record_results(self, job_id: str, results: Sequence[GeneratedRecord]) -> None:
+        """Replace the job's generated files; their entities hold a live copy again."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM prov_generated WHERE job_id = ?", (job_id,))
+            conn.executemany(
+                "INSERT INTO prov_generated (job_id, role, sha256, size, content_type, name,"
+                " time) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (job_id, g.role, g.sha256, g.size, g.content_type, g.name, to_db_time(g.time))
+                    for g in results
+                ],
+            )
+            _add_entities(
+                conn, [(g.sha256, g.size, g.content_type, g.name, g.time) for g in results]
+            )
+            conn.executemany(
+                "UPDATE prov_entities SET invalidated = NULL WHERE sha256 = ?",
+                [(g.sha256,) for g in results],
+            )
+
+    def invalidate_results(self, job_id: str, when: datetime) -> None:
+        """The job's result files are gone: mark its generations, and every entity of which no
+        result copy is left, invalidated at ``when``."""
+        with self._write() as conn:
+            _invalidate(conn, job_id, to_db_time(when))
+
+    def retire(self, job_id: str, when: datetime) -> None:
+        """Before a job is deleted: keep its activity record if it generated files (others
+        may have used them), with its results invalidated; otherwise forget its provenance."""
+        stamp = to_db_time(when)
+        with self._write() as conn:
+            if (
+                conn.execute(
+                    "SELECT 1 FROM prov_generated WHERE job_id = ? LIMIT 1", (job_id,)
+                ).fetchone()
+                is None
+            ):
+                conn.execute("DELETE FROM prov_used WHERE job_id = ?", (job_id,))
+                return
+            row = conn.execute(
+                "SELECT service, owner, run_id, phase, creation_time, start_time, end_time,"
+                " error_message FROM jobs WHERE job_id = ?",
+                (job_id,),
+            ).fetchone()
+            if row is not None:
+                params = conn.execute(
+                    "SELECT name, value FROM parameters WHERE job_id = ? AND known = 1"
+                    " AND file IS NULL ORDER BY position",
+                    (job_id,),
+                ).fetchall()
+                conn.execute(
+                    "INSERT OR REPLACE INTO prov_jobs (job_id, service, owner, run_id, phase,"
+                    " creation_time, start_time, end_time, error_message, parameters, deleted)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (job_id, *row, json.dumps(params), stamp),
+                )
+            _invalidate(conn, job_id, stamp)
+
+    def prov_activities(self, job_ids: Iterable[str]) -> dict[str, ActivityRecord]:
+        """Live jobs and deleted jobs' records, by id."""
+        out: dict[str, ActivityRecord] = {}
+        conn = self._connection()
+        ids = list(dict.fromkeys(job_ids))
+        for chunk in _chunks(ids):
+            marks = ",".join("?" * len(chunk))
+            rows = conn.execute(
+                "SELECT job_id, service, owner, run_id, phase, creation_time, start_time,"
+                f" end_time, error_message FROM jobs WHERE job_id IN ({marks})",
+                chunk,
+            ).fetchall()
+            params: dict[str, list[tuple[str, str]]] = {}
+            for job_id, name, value in conn.execute(
+                f"SELECT job_id, name, value FROM parameters WHERE job_id IN ({marks})"
+                " AND known = 1 AND file IS NULL ORDER BY job_id, position",
+                chunk,
+            ):
+                params.setdefault(job_id, []).append((name, value))
+            for row in rows:
+                out[row[0]] = _activity(row, tuple(params.get(row[0], ())), None)
+            missing = [j for j in chunk if j not in out]
+            if missing:
+                for row in conn.execute(
+                    "SELECT job_id, service, owner, run_id, phase, creation_time, start_time,"
+                    " end_time, error_message, parameters, deleted FROM prov_jobs"
+                    f" WHERE job_id IN ({','.join('?' * len(missing))})",
+                    missing,
+                ):
+                    values = tuple((str(n), str(v)) for n, v in json.loads(row[9]))
+                    out[row[0]] = _activity(row[:9], values, _from_db_time(row[10]))
+        return out
+
+    def prov_entities(self, hashes: Iterable[str]) -> dict[str, EntityRecord]:
+        out: dict[str, EntityRecord] = {}
+        conn = self._connection()
+        for chunk in _chunks(list(dict.fromkeys(hashes))):
+            for sha, size, ctype, name, first, invalidated in conn.execute(
+                "SELECT sha256, size, content_type, name, first_seen, invalidated"
+                f" FROM prov_entities WHERE sha256 IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ):
+                first_seen = _from_db_time(first)
+                assert first_seen is not None
+                out[sha] = EntityRecord(
+                    sha, int(size), ctype, name, first_seen, _from_db_time(invalidated)
+                )
+        return out
+
+    def prov_used_of(self, job_ids: Iterable[str]) -> list[UsedRecord]:
+        """Inputs of these jobs."""
+        return self._prov_used("job_id", job_ids)
+
+    def prov_used_by(self, hashes: Iterable[str]) -> list[UsedRecord]:
+        """Uses of these files."""
+        return self._prov_used("sha256", hashes)
+
+    def prov_generated_of(self, job_ids: Iterable[str]) -> list[GeneratedRecord]:
+        """Results of these jobs."""
+        return self._prov_generated("job_id", job_ids)
+
+    def prov_generated_by(self, hashes: Iterable[str]) -> list[GeneratedRecord]:
+        """Generations of these files."""
+        return self._prov_generated("sha256", hashes)
+
+    def prov_jobs_of_owners(self, owners: Iterable[str]) -> list[str]:
+        """Every job (live or deleted with provenance kept) of these owners."""
+        out: list[str] = []
+        conn = self._connection()
+        for chunk in _chunks(list(dict.fromkeys(owners))):
+            marks = ",".join("?" * len(chunk))
+            out += [
+                r[0]
+                for r in conn.execute(
+                    f"SELECT job_id FROM jobs WHERE owner IN ({marks}) UNION"
+                    f" SELECT job_id FROM prov_jobs WHERE owner IN ({marks})",
+                    chunk + chunk,
+                )
+            ]
+        return out
+
+    def _prov_used(self, column: str, keys: Iterable[str]) -> list[UsedRecord]:
+        out: list[UsedRecord] = []
+        conn = self._connection()
+        for chunk in _chunks(list(dict.fromkeys(keys))):
+            for row in conn.execute(
+                "SELECT job_id, role, sha256, size, content_type, name, location, time"
+                f" FROM prov_used WHERE {column} IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ):
+                when = _from_db_time(row[7])
+                assert when is not None
+                out.append(UsedRecord(*row[:3], int(row[3]), row[4], row[5], row[6], when))
+        return out
+
+    def _prov_generated(self, column: str, keys: Iterable[str]) -> list[GeneratedRecord]:
+        out: list[GeneratedRecord] = []
+        conn = self._connection()
+        for chunk in _chunks(list(dict.fromkeys(keys))):
+            for row in conn.execute(
+                "SELECT job_id, role, sha256, size, content_type, name, time, invalidated"
+                f" FROM prov_generated WHERE {column} IN ({','.join('?' * len(chunk))})",
+                chunk,
+            ):
+                when = _from_db_time(row[6])
+                assert when is not None
+                out.append(
+                    GeneratedRecord(
+                        *row[:3], int(row[3]), row[4], row[5], when, _from_db_time(row[7])
+                    )
+                )
+        return out
+
 
 class _Transaction:
     """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on any exception."""
@@ -369,6 +721,67 @@ class _Transaction:
             self.conn.execute("COMMIT")
         else:
             self.conn.execute("ROLLBACK")
+
+
+def _chunks(items: list[str], size: int = 500) -> Iterable[list[str]]:
+    """Slices small enough for one ``IN (…)`` list."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _add_entities(
+    conn: sqlite3.Connection, rows: Sequence[tuple[str, int, str, str, datetime]]
+) -> None:
+    """Register file entities; the first name and content type seen for some bytes stay."""
+    conn.executemany(
+        "INSERT OR IGNORE INTO prov_entities (sha256, size, content_type, name, first_seen)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [(sha, size, ctype, name, to_db_time(when)) for sha, size, ctype, name, when in rows],
+    )
+
+
+def _invalidate(conn: sqlite3.Connection, job_id: str, stamp: str | None) -> None:
+    conn.execute(
+        "UPDATE prov_generated SET invalidated = ? WHERE job_id = ? AND invalidated IS NULL",
+        (stamp, job_id),
+    )
+    conn.execute(
+        "UPDATE prov_entities SET invalidated = ? WHERE invalidated IS NULL AND sha256 IN"
+        " (SELECT sha256 FROM prov_generated WHERE job_id = ?) AND NOT EXISTS"
+        " (SELECT 1 FROM prov_generated g WHERE g.sha256 = prov_entities.sha256"
+        " AND g.invalidated IS NULL)",
+        (stamp, job_id),
+    )
+
+
+def _activity(
+    row: Sequence[Any], parameters: tuple[tuple[str, str], ...], deleted: datetime | None
+) -> ActivityRecord:
+    job_id, service, owner, run_id, phase, created, started, ended, error = row
+    creation = _from_db_time(created)
+    assert creation is not None
+    return ActivityRecord(
+        job_id=job_id,
+        service=service,
+        owner=owner,
+        phase=phase,
+        creation_time=creation,
+        start_time=_from_db_time(started),
+        end_time=_from_db_time(ended),
+        run_id=run_id,
+        error=error,
+        parameters=parameters,
+        deleted=deleted,
+    )
+
+
+def _count_active(conn: sqlite3.Connection, owner: str) -> int:
+    phases = [p.value for p in ACTIVE_PHASES]
+    row = conn.execute(
+        f"SELECT count(*) FROM jobs WHERE owner = ? AND phase IN ({','.join('?' * len(phases))})",
+        [owner, *phases],
+    ).fetchone()
+    return int(row[0])
 
 
 def _insert_parameters(

@@ -167,7 +167,7 @@ def test_parameter_update_validates_and_keeps_other_values(live, http):
         ({"EXECUTIONDURATION": "-4"}, "EXECUTIONDURATION must be 0 or more"),
         ({"DESTRUCTION": "tomorrow"}, "DESTRUCTION must be an ISO 8601"),
         ({"ACTION": "DELETE"}, "ACTION is not allowed"),
-        ({"input": "http://example.org/x.txt"}, "send this input as a file"),
+        ({"input": "ftp://example.org/x.txt"}, "is not an http(s) URL"),
     ],
 )
 def test_bad_values_are_400_and_create_nothing(live, http, data, message):

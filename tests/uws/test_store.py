@@ -7,9 +7,10 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlite_utils import Database
 
 from opus_min.uws.model import Job, Parameter, Phase, Result
-from opus_min.uws.store import JobStore, ListFilter
+from opus_min.uws.store import MIGRATIONS, JobStore, ListFilter
 
 
 def make_job(
@@ -47,8 +48,10 @@ def test_schema_is_migrated_once_and_in_wal_mode(tmp_path):
     assert again.get("1a").parameters[0] == Parameter("text", "hi")
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    applied = conn.execute("SELECT name FROM _sqlite_migrations").fetchall()
-    assert applied == [("m001_initial",)]
+    applied = [name for (name,) in conn.execute("SELECT name FROM _sqlite_migrations")]
+    # Each registered migration exactly once, in registration order.
+    assert applied == [m.name for m in MIGRATIONS.pending(Database(memory=True))]
+    assert applied[:2] == ["m001_initial", "m002_users"]
 
 
 def test_round_trip(store):

@@ -1,0 +1,36 @@
+"""Provenance of jobs (IVOA ProvDM on W3C PROV, the ``prov`` library) and ProvSAP.
+
+Pure: ``records`` (what the store returns), ``walk`` (the ProvSAP traversal), ``build`` (PROV
+documents), ``formats`` (serialisations), ``query`` (ProvSAP parameters).
+"""
+
+from __future__ import annotations
+
+from .build import DEFAULT_VOPROV, MODELS, build_document, entity_id, job_qname
+from .formats import FORMATS, RESULT_FORMATS, Format, FormatUnavailable, serialize
+from .query import ProvQuery, UnsupportedFormat, parse_query
+from .records import ActivityRecord, EntityRecord, GeneratedRecord, ProvGraph, UsedRecord
+from .walk import ProvSource, walk
+
+__all__ = [
+    "DEFAULT_VOPROV",
+    "FORMATS",
+    "MODELS",
+    "RESULT_FORMATS",
+    "ActivityRecord",
+    "EntityRecord",
+    "Format",
+    "FormatUnavailable",
+    "GeneratedRecord",
+    "ProvGraph",
+    "ProvQuery",
+    "ProvSource",
+    "UnsupportedFormat",
+    "UsedRecord",
+    "build_document",
+    "entity_id",
+    "job_qname",
+    "parse_query",
+    "serialize",
+    "walk",
+]

@@ -1,0 +1,1 @@
+"""VO discovery documents: VOSI capabilities/availability, VOResource records, OAI-PMH. Pure."""
