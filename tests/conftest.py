@@ -155,3 +155,29 @@ def phase_of(doc: etree._Element) -> str:
 
 def with_config(config: Config, **changes) -> Config:
     return replace(config, **changes)
+
+
+def group_alive(pgid: int, wait: float = 0.0) -> bool:
+    """Whether any process of group ``pgid`` still runs (zombies awaiting reaping don't count).
+
+    With ``wait``, keeps looking for up to that many seconds for the group to be gone.
+    """
+    import time
+
+    deadline = time.monotonic() + wait
+    while True:
+        alive = False
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            # fields[0] is the state, fields[2] the process group.
+            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+                alive = True
+                break
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.05)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from tests.conftest import create, phase_of, wait_final
+from tests.conftest import create, group_alive, phase_of, wait_final
 
 UWS = "{http://www.ivoa.net/xml/UWS/v1.0}"
 
@@ -25,14 +25,6 @@ def processes_in(folder: Path) -> list[int]:
             if cwd == str(folder) or cwd.startswith(str(folder) + "/"):
                 found.append(int(entry.name))
     return found
-
-
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def pgid_of(live, url: str) -> int:
@@ -56,7 +48,7 @@ def test_execution_duration_ends_the_whole_process_group(live, http):
     assert phase_of(doc) == "ABORTED"
     message = doc.find(f"{UWS}errorSummary").findtext(f"{UWS}message")
     assert message == "executionDuration of 1 s exceeded; the job was stopped"
-    assert not group_alive(pgid)
+    assert not group_alive(pgid, wait=3)
     assert processes_in(job_dir(live, url)) == []
     # What the job wrote before the limit is kept.
     results = {r.get("id") for r in doc.iter(f"{UWS}result")}
@@ -69,10 +61,7 @@ def test_abort_leaves_no_process(live, http):
     pgid = pgid_of(live, url)
     http.post(f"{url}/phase", data={"PHASE": "ABORT"})
     assert http.get(f"{url}/phase").text == "ABORTED"
-    deadline = time.monotonic() + 5
-    while group_alive(pgid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not group_alive(pgid)
+    assert not group_alive(pgid, wait=5)
     assert processes_in(job_dir(live, url)) == []
     doc = etree.fromstring(http.get(url).content)
     assert doc.find(f"{UWS}errorSummary") is None
