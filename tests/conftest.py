@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -15,7 +21,7 @@ import waitress.server
 from lxml import etree
 
 from opus_min.config import Config
-from opus_min.wsgi import OpusApp, create_app
+from opus_min.wsgi import OpusApp, create_app, server_options
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ROOT / "services"
@@ -94,9 +100,18 @@ class Live:
         self.app.jobs.stop()
 
 
-def start_live(config: Config) -> Live:
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_live(config: Config, port: int = 0) -> Live:
+    """The app under waitress in a thread, with the settings ``opus-min serve`` uses."""
     app = create_app(config)
-    server = waitress.server.create_server(app, host="127.0.0.1", port=0, threads=config.threads)
+    server = waitress.server.create_server(
+        app, host="127.0.0.1", port=port, **server_options(config)
+    )
     port = server.socket.getsockname()[1]  # type: ignore[union-attr]
     stopping = threading.Event()
 
@@ -111,6 +126,57 @@ def start_live(config: Config) -> Live:
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return Live(app, f"http://127.0.0.1:{port}", server, thread, stopping)
+
+
+@contextmanager
+def server_process(
+    config: Config, port: int | None = None, **overrides: str
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`opus-min serve` in its own process, configured through the environment."""
+    port = port or free_port()
+    env = dict(
+        os.environ,
+        OPUS_MIN_DATABASE=str(config.database),
+        OPUS_MIN_SERVICES=str(config.services),
+        OPUS_MIN_WORK_ROOT=str(config.work_root),
+        OPUS_MIN_PORT=str(port),
+        OPUS_MIN_THREADS="8",
+        **overrides,
+    )
+    env.pop("OPUS_MIN_CONFIG", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "opus_min", "serve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            requests.get(url + "/", timeout=1)
+            break
+        except requests.ConnectionError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError("server did not start") from None
+            time.sleep(0.1)
+    try:
+        yield url, proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(10)
+
+
+class Remote:
+    """A server in another process, seen like ``Live`` by the helpers."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def jobs(self, service: str) -> str:
+        return f"{self.url}/rest/{service}"
 
 
 @pytest.fixture

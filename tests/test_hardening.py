@@ -10,48 +10,24 @@ from __future__ import annotations
 import http.client
 import shutil
 import socket
-import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import requests
-import waitress.server
 from lxml import etree
 
-from opus_min.wsgi import create_app, server_options
-from tests.conftest import Live, create, phase_of, wait_final, with_config
+from tests.conftest import Live, create, phase_of, start_live, wait_final, with_config
 
 UWS = "{http://www.ivoa.net/xml/UWS/v1.0}"
 HARDENING = Path(__file__).parent / "data" / "hardening"
-
-
-def start_production_like(config) -> Live:
-    """Like ``conftest.start_live``, with every waitress setting ``opus-min serve`` uses."""
-    app = create_app(config)
-    server = waitress.server.create_server(app, host="127.0.0.1", port=0, **server_options(config))
-    port = server.socket.getsockname()[1]
-    stopping = threading.Event()
-
-    def run() -> None:
-        try:
-            server.run()
-        except (OSError, ValueError):
-            if not stopping.is_set():
-                raise
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return Live(app, f"http://127.0.0.1:{port}", server, thread, stopping)
 
 
 @pytest.fixture
 def hard(config, services_dir):
     for path in HARDENING.iterdir():
         shutil.copy(path, services_dir / path.name)
-    server = start_production_like(
-        with_config(config, upload_max_bytes=64 * 1024, form_max_bytes=256 * 1024)
-    )
+    server = start_live(with_config(config, upload_max_bytes=64 * 1024, form_max_bytes=256 * 1024))
     yield server
     server.stop()
 
@@ -509,7 +485,7 @@ def test_hostile_service_file_is_refused_without_reading_files_or_network(
     secret = tmp_path / "secret.txt"
     secret.write_text("TOP-SECRET-CONTENT")
     (services_dir / "xxe.xml").write_text(hostile_votable(secret, listener.getsockname()[1]))
-    server = start_production_like(config)
+    server = start_live(config)
     try:
         problems = [str(p) for p in server.app.problems]
         assert len(problems) == 1 and "xxe.xml" in problems[0]

@@ -2,73 +2,23 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import requests
 from lxml import etree
 
-from tests.conftest import create, group_alive, phase_of, start_live, wait_final
+from tests.conftest import (
+    Remote,
+    create,
+    group_alive,
+    phase_of,
+    server_process,
+    start_live,
+    wait_final,
+)
 
 UWS = "{http://www.ivoa.net/xml/UWS/v1.0}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def server_process(config) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """`opus-min serve` in its own process, configured through the environment."""
-    port = free_port()
-    env = dict(
-        os.environ,
-        OPUS_MIN_DATABASE=str(config.database),
-        OPUS_MIN_SERVICES=str(config.services),
-        OPUS_MIN_WORK_ROOT=str(config.work_root),
-        OPUS_MIN_PORT=str(port),
-        OPUS_MIN_THREADS="8",
-    )
-    env.pop("OPUS_MIN_CONFIG", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "opus_min", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            requests.get(url + "/", timeout=1)
-            break
-        except requests.ConnectionError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("server did not start") from None
-            time.sleep(0.1)
-    try:
-        yield url, proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(10)
-
-
-class Remote:
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def jobs(self, service: str) -> str:
-        return f"{self.url}/rest/{service}"
 
 
 def test_jobs_results_and_files_survive_a_restart(config, http):

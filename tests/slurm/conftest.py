@@ -8,11 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,20 +16,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import requests
-import waitress.server
 
 from opus_min.config import Config
-from opus_min.wsgi import create_app
-from tests.conftest import Live
+from tests.conftest import Live, free_port, server_process, start_live
 
 DATA = Path(__file__).parent / "data"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _cluster_problem() -> str | None:
@@ -78,22 +65,7 @@ def slurm_config(config: Config, slurm_cluster: None) -> Config:
 
 def start_slurm_live(config: Config) -> Live:
     """The app under waitress on the configured port (the jobs' callback URL)."""
-    app = create_app(config)
-    server = waitress.server.create_server(
-        app, host="127.0.0.1", port=config.port, threads=config.threads
-    )
-    stopping = threading.Event()
-
-    def run() -> None:
-        try:
-            server.run()
-        except (OSError, ValueError):
-            if not stopping.is_set():
-                raise
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return Live(app, f"http://127.0.0.1:{config.port}", server, thread, stopping)
+    return start_live(config, port=config.port)
 
 
 def cancel_test_jobs(config: Config) -> None:
@@ -125,41 +97,14 @@ def slurm_live(slurm_config: Config) -> Iterator[Live]:
 
 @contextmanager
 def slurm_server_process(config: Config) -> Iterator[subprocess.Popen[bytes]]:
-    """`opus-min serve` on Slurm in its own process, configured through the environment."""
-    env = dict(
-        os.environ,
-        OPUS_MIN_DATABASE=str(config.database),
-        OPUS_MIN_SERVICES=str(config.services),
-        OPUS_MIN_WORK_ROOT=str(config.work_root),
-        OPUS_MIN_PORT=str(config.port),
-        OPUS_MIN_THREADS="8",
+    """`opus-min serve` on Slurm in its own process, on the configured (callback) port."""
+    with server_process(
+        config,
+        port=config.port,
         OPUS_MIN_EXECUTOR="slurm",
         OPUS_MIN_SLURM_CALLBACK_URL=config.slurm_callback_url,
-    )
-    env.pop("OPUS_MIN_CONFIG", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "opus_min", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{config.port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            requests.get(url + "/", timeout=1)
-            break
-        except requests.ConnectionError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("server did not start") from None
-            time.sleep(0.1)
-    try:
+    ) as (_url, proc):
         yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(15)
 
 
 def slurm_state(slurm_id: str) -> str:
