@@ -1,5 +1,5 @@
 """``opus-min`` command line: ``serve`` the application, ``check`` service definitions,
-manage ``users`` and their tokens."""
+manage ``users`` and their tokens, scaffold a ``new-service``."""
 
 from __future__ import annotations
 
@@ -29,6 +29,28 @@ def _check(folder: Path) -> int:
     return 1 if problems else 0
 
 
+def _new_service(name: str, folder: Path, force: bool) -> int:
+    from .editor import scaffold
+
+    try:
+        _, files = scaffold(name)
+    except ValueError as exc:
+        print(f"opus-min new-service: {exc}", file=sys.stderr)
+        return 2
+    folder.mkdir(parents=True, exist_ok=True)
+    existing = [folder / n for n in files if (folder / n).exists()]
+    if existing and not force:
+        print(f"opus-min new-service: {existing[0]} exists (use --force)", file=sys.stderr)
+        return 1
+    for filename, data in files.items():
+        path = folder / filename
+        path.write_bytes(data)
+        if filename.endswith(".sh"):
+            path.chmod(0o755)
+        print(f"wrote {path}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="opus-min", description=__doc__)
     parser.add_argument("--config", help="TOML configuration file (default: $OPUS_MIN_CONFIG)")
@@ -38,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     serve_p.add_argument("--port", type=int)
     check_p = sub.add_parser("check", help="check service definitions; non-zero exit on problems")
     check_p.add_argument("folder", nargs="?", help="services folder (default: configured)")
+    new_p = sub.add_parser("new-service", help="write NAME.xml and NAME.sh, a working scaffold")
+    new_p.add_argument("name")
+    new_p.add_argument("--dir", help="folder to write into (default: the current folder)")
+    new_p.add_argument("--force", action="store_true", help="overwrite existing files")
     add_users_parser(sub)
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -48,6 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    if args.command == "new-service":
+        return _new_service(args.name, Path(args.dir or "."), args.force)
     if args.command == "check":
         return _check(Path(args.folder) if args.folder else config.services)
     if args.command == "users":

@@ -84,6 +84,19 @@ class Config:
     voprov_namespace: str = "http://www.ivoa.net/documents/ProvenanceDM/index.html#"
     """URI of the ``voprov`` prefix in provenance documents (ProvDM 1.0 defines none)."""
 
+    # -- operator tools and embedding --
+    cors_origins: str = ""
+    """Comma-separated origins (``https://portal.example.org``) whose pages may call the API
+    with fetch/XHR, or ``*``; empty = none (no CORS headers at all)."""
+    cors_methods: str = "GET, POST, DELETE"
+    """Methods allowed cross-origin (GET and HEAD always are, for an allowed origin)."""
+    cors_headers: str = "Authorization, Content-Type"
+    """Request headers a cross-origin request may carry (``*`` = any)."""
+    cors_credentials: bool = False
+    """Whether cross-origin requests may carry cookies (``Access-Control-Allow-Credentials``)."""
+    cors_max_age: int = 600
+    """Seconds a browser may cache a preflight answer."""
+
     # -- Slurm executor (executor = "slurm") --
     slurm_partition: str = ""
     """sbatch ``--partition`` of every job; empty = the cluster's default partition."""
@@ -206,4 +219,8 @@ def load_config(path: str | Path | None = None, environ: dict[str, str] | None =
     if not 0 < config.fetch_timeout <= 600:
         raise ConfigError("fetch_timeout must be more than 0 and at most 600 seconds")
     _check_identity(config)
+    if config.cors_credentials and "*" in config.cors_origins:
+        raise ConfigError("cors_credentials needs explicit cors_origins, not '*'")
+    if config.cors_max_age < 0:
+        raise ConfigError("cors_max_age must be 0 or more")
     return config.resolve(root)

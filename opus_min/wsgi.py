@@ -13,7 +13,9 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, RequestRedirect, Rule
 from werkzeug.wrappers import Request, Response
 
+from .admin import ADMIN_RULES, ADMIN_VIEWS
 from .config import Config, ConfigError
+from .cors import CorsPolicy
 from .discovery import DISCOVERY_VIEWS, load_registry, published_services
 from .executors import Executor
 from .executors.local import LocalExecutor
@@ -75,6 +77,7 @@ URL_MAP = Map(
         Rule("/callback/<job_id>", endpoint="job_callback", methods=["POST"]),
         Rule("/provsap", endpoint="provsap", methods=["GET", "POST"]),
         *PAGE_RULES,
+        *ADMIN_RULES,
     ],
     strict_slashes=False,
     merge_slashes=True,
@@ -82,7 +85,7 @@ URL_MAP = Map(
 """Every route; the endpoint is the name of its view in ``views.VIEWS`` or
 ``discovery.DISCOVERY_VIEWS``."""
 
-ENDPOINTS = {**VIEWS, **DISCOVERY_VIEWS, **PROVSAP_VIEWS, **PAGE_VIEWS}
+ENDPOINTS = {**VIEWS, **DISCOVERY_VIEWS, **PROVSAP_VIEWS, **PAGE_VIEWS, **ADMIN_VIEWS}
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -115,6 +118,7 @@ class OpusApp:
         self.registry = registry
         self.url_map = URL_MAP
         self.auth = Authenticator(config, UserStore(jobs.store))
+        self.cors = CorsPolicy.from_config(config)
 
     # URLs are absolute, built from the configured base URL or else the request's Host.
     def base_url(self, request: Request) -> str:
@@ -160,7 +164,15 @@ class OpusApp:
         )
         request.max_form_memory_size = self.config.form_max_bytes
         environ[CALLER_ENVIRON_KEY] = self._caller_of(request)
-        response = self.dispatch(request)
+        if self.cors.is_preflight(request):
+            response = self.cors.preflight(request)
+        else:
+            own = {
+                f"{request.scheme}://{request.host}",
+                "/".join(self.base_url(request).split("/")[:3]),
+            }
+            response = self.cors.refuses(request, own) or self.dispatch(request)
+            self.cors.decorate(request, response)
         response.headers.update(SECURITY_HEADERS)
         for name, value in DEFAULT_HEADERS.items():
             response.headers.setdefault(name, value)

@@ -21,6 +21,7 @@ from .model import GeneratedEntity, InputParam, ServiceDescription, UsedEntity
 __all__ = [
     "DATALINK_CONTENT_TYPE",
     "ServiceLinks",
+    "render_activity_description",
     "render_catalogue",
     "render_service_document",
 ]
@@ -109,8 +110,10 @@ def _serialise(root: etree._Element) -> bytes:
 # -- the OPUS ActivityDescription -----------------------------------------------------------
 
 
-def _activity_resource(parent: etree._Element, links: ServiceLinks) -> None:
-    svc = links.service
+def _activity_resource(
+    parent: etree._Element, svc: ServiceDescription, links: ServiceLinks | None
+) -> None:
+    """The ActivityDescription RESOURCE; ``links`` adds accessURL and standardID (served form)."""
     res = _el(
         parent,
         "RESOURCE",
@@ -121,8 +124,9 @@ def _activity_resource(parent: etree._Element, links: ServiceLinks) -> None:
     )
     if svc.description:
         _el(res, "DESCRIPTION", svc.description)
-    _char_param(res, "accessURL", links.jobs_url, ucd="meta.ref.url")
-    _char_param(res, "standardID", UWS_STANDARD_ID)
+    if links is not None:
+        _char_param(res, "accessURL", links.jobs_url, ucd="meta.ref.url")
+        _char_param(res, "standardID", UWS_STANDARD_ID)
     for name, value, utype in (
         ("doculink", svc.doculink, "voprov:ActivityDescription.doculink"),
         ("type", svc.type, "voprov:ActivityDescription.type"),
@@ -289,9 +293,17 @@ def _links_table(parent: etree._Element, rows: Sequence[ServiceLinks]) -> None:
 def render_service_document(links: ServiceLinks) -> bytes:
     """The per-service document (``/jdl/<svc>``): ActivityDescription, links row, descriptor."""
     root = _document()
-    _activity_resource(root, links)
+    _activity_resource(root, links.service, links)
     _links_table(root, [links])
     _adhoc_resource(root, links)
+    return _serialise(root)
+
+
+def render_activity_description(service: ServiceDescription) -> bytes:
+    """The ActivityDescription alone (one RESOURCE): the ``services/<name>.xml`` file the
+    definition editor and ``opus-min new-service`` write; the script stays in ``<name>.sh``."""
+    root = _document()
+    _activity_resource(root, service, None)
     return _serialise(root)
 
 
