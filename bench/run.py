@@ -429,7 +429,7 @@ def p5(tmp: Path, waiters: int) -> list[Row]:
         with requests.Session() as session:
             job_urls = [
                 session.post(
-                    url, data={"seconds": "4", "PHASE": "RUN"}, allow_redirects=False
+                    url, data={"seconds": "12", "PHASE": "RUN"}, allow_redirects=False
                 ).headers["Location"]
                 for _ in range(waiters)
             ]

@@ -132,7 +132,7 @@ def job_phase(app: OpusApp, request: Request, service: str, job_id: str) -> Resp
             raise UsageError("POST PHASE=RUN or PHASE=ABORT")
         current = app.jobs.set_phase(service, job_id, owner, form["phase"])
         return _see_other(app.job_url(request, current))
-    return _text(app.jobs.get(service, job_id, owner).phase.value)
+    return _text(app.jobs.get(service, job_id, owner, detail=False).phase.value)
 
 
 def job_execution_duration(app: OpusApp, request: Request, service: str, job_id: str) -> Response:
@@ -143,7 +143,7 @@ def job_execution_duration(app: OpusApp, request: Request, service: str, job_id:
             raise UsageError("POST EXECUTIONDURATION=<seconds>")
         current = app.jobs.set_execution_duration(service, job_id, owner, form["executionduration"])
         return _see_other(app.job_url(request, current))
-    return _text(str(app.jobs.get(service, job_id, owner).execution_duration))
+    return _text(str(app.jobs.get(service, job_id, owner, detail=False).execution_duration))
 
 
 def job_destruction(app: OpusApp, request: Request, service: str, job_id: str) -> Response:
@@ -154,7 +154,7 @@ def job_destruction(app: OpusApp, request: Request, service: str, job_id: str) -
             raise UsageError("POST DESTRUCTION=<ISO 8601 instant>")
         current = app.jobs.set_destruction(service, job_id, owner, form["destruction"])
         return _see_other(app.job_url(request, current))
-    current = app.jobs.get(service, job_id, owner)
+    current = app.jobs.get(service, job_id, owner, detail=False)
     return _text(format_instant(current.destruction) if current.destruction else "")
 
 
@@ -164,11 +164,11 @@ def job_quote(app: OpusApp, request: Request, service: str, job_id: str) -> Resp
 
 
 def job_owner(app: OpusApp, request: Request, service: str, job_id: str) -> Response:
-    return _text(app.jobs.get(service, job_id, _owner(request)).owner)
+    return _text(app.jobs.get(service, job_id, _owner(request), detail=False).owner)
 
 
 def job_error(app: OpusApp, request: Request, service: str, job_id: str) -> Response:
-    current = app.jobs.get(service, job_id, _owner(request))
+    current = app.jobs.get(service, job_id, _owner(request), detail=False)
     if current.error is None:
         raise UnknownResource(f"job {job_id} has no error")
     body = current.error.message

@@ -167,15 +167,20 @@ class OpusApp:
         if self.cors.is_preflight(request):
             response = self.cors.preflight(request)
         else:
-            own = {
-                f"{request.scheme}://{request.host}",
-                "/".join(self.base_url(request).split("/")[:3]),
-            }
-            response = self.cors.refuses(request, own) or self.dispatch(request)
+            refusal = None
+            if "Origin" in request.headers:  # only browsers' cross-site requests carry it
+                own = {
+                    f"{request.scheme}://{request.host}",
+                    "/".join(self.base_url(request).split("/")[:3]),
+                }
+                refusal = self.cors.refuses(request, own)
+            response = refusal or self.dispatch(request)
             self.cors.decorate(request, response)
-        response.headers.update(SECURITY_HEADERS)
+        headers = response.headers
+        headers.update(SECURITY_HEADERS)
         for name, value in DEFAULT_HEADERS.items():
-            response.headers.setdefault(name, value)
+            if name not in headers:
+                headers[name] = value
         return response(environ, start_response)
 
     def _caller_of(self, request: Request) -> Callable[[], Caller]:

@@ -77,6 +77,8 @@ MAX_ENVIRONMENT = 1024 * 1024
 """Bytes of all the values a script receives together (Linux caps arguments plus environment
 at a quarter of the stack limit, typically 2 MiB)."""
 QUOTE_CACHE_SECONDS = 5.0
+WAVES_CACHE_SECONDS = 1.0
+"""How long a job's place in the queue is reused: clients poll a job many times a second."""
 RUNNABLE = (Phase.PENDING, Phase.HELD)
 STOPPABLE = tuple(ACTIVE_PHASES)
 
@@ -120,6 +122,7 @@ class JobService:
             name.strip() for name in config.restricted_services.split(",") if name.strip()
         )
         self._quote_cache: dict[str, tuple[float, float | None]] = {}
+        self._waves_cache: dict[str, tuple[float, Phase, int]] = {}
         self.provenance = Provenance(store, self.services, config.voprov_namespace)
         self._stop = threading.Event()
         self._reaper: threading.Thread | None = None
@@ -227,9 +230,12 @@ class JobService:
         except KeyError:
             raise UnknownService(name) from None
 
-    def get(self, service: str, job_id: str, owner: str | Caller) -> Job:
+    def get(self, service: str, job_id: str, owner: str | Caller, *, detail: bool = True) -> Job:
         """The job, with a fresh quote. Every operation on a job starts here, so this is the
         one ownership check: another user's job is a 403 for every method and sub-resource.
+
+        Without ``detail`` the job comes without parameters, results and quote: the cheap
+        form for the text resources (``/phase`` is what clients poll).
 
         Raises
         ------
@@ -239,12 +245,12 @@ class JobService:
             Raised when the job belongs to someone else (and the caller is not an admin).
         """
         self.service(service)
-        job = self.store.get(job_id, service=service)
+        job = self.store.get(job_id, service=service, full=detail)
         if job is None:
             raise UnknownJob(job_id)
         if not as_caller(owner).may_manage(job.owner):
             raise Forbidden(f"job {job_id} belongs to another user")
-        return self._with_quote(job)
+        return self._with_quote(job) if detail else job
 
     def wait(
         self, service: str, job_id: str, owner: str | Caller, seconds: int, phase: Phase | None
@@ -330,10 +336,18 @@ class JobService:
         run_time = self._median_run_time(job.service)
         if run_time is None:
             return dataclasses.replace(job, quote=None)
-        queued, executing = self.store.count_ahead(job.service, job.creation_time)
-        slots = max(1, self.config.max_concurrent_jobs)
-        # Jobs ahead finish in waves of `slots`; ours runs after them.
-        waves = (queued + executing) // slots if queued + executing >= slots else 0
+        now = time.monotonic()
+        cached = self._waves_cache.get(job.id)
+        if cached is not None and cached[1] is job.phase and now - cached[0] < WAVES_CACHE_SECONDS:
+            waves = cached[2]
+        else:
+            queued, executing = self.store.count_ahead(job.service, job.creation_time)
+            slots = max(1, self.config.max_concurrent_jobs)
+            # Jobs ahead finish in waves of `slots`; ours runs after them.
+            waves = (queued + executing) // slots if queued + executing >= slots else 0
+            if len(self._waves_cache) > 10_000:
+                self._waves_cache.clear()
+            self._waves_cache[job.id] = (now, job.phase, waves)
         quote = utcnow() + timedelta(seconds=run_time * (waves + 1))
         return dataclasses.replace(job, quote=quote)
 

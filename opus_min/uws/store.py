@@ -248,8 +248,8 @@ class JobStore:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def get(self, job_id: str, *, service: str | None = None) -> Job | None:
-        """The job with its parameters and results, or None."""
+    def get(self, job_id: str, *, service: str | None = None, full: bool = True) -> Job | None:
+        """The job with its parameters and results (without them unless ``full``), or None."""
         conn = self._connection()
         sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE job_id = ?"
         args: list[Any] = [job_id]
@@ -259,6 +259,8 @@ class JobStore:
         row = conn.execute(sql, args).fetchone()
         if row is None:
             return None
+        if not full:
+            return _job_from_row(row, (), ())
         params = tuple(
             Parameter(name, value, bool(byref), bool(known), file)
             for name, value, byref, known, file in conn.execute(
