@@ -41,7 +41,7 @@ from .identity import (
 )
 from .uws.controls import parse_phase_filter
 from .uws.errors import Forbidden, Unauthenticated, UnknownResource, UsageError, UWSError
-from .uws.jobfiles import OPTIONAL_MULTIPLICITIES
+from .uws.jobfiles import OPTIONAL_MULTIPLICITIES, allows_many
 from .uws.model import ACTIVE_PHASES, WAITABLE_PHASES, Job, Phase, Result
 from .uws.service import Upload
 from .votable.model import InputParam, ServiceDescription, UsedEntity
@@ -148,6 +148,8 @@ class Field:
     hint: str = ""
     reference: str = ""
     """For a Used entity: what its value/ID field takes instead of a file."""
+    multiple: bool = False
+    """For a Used entity whose multiplicity admits several files."""
 
     @property
     def id(self) -> str:
@@ -229,6 +231,7 @@ def form_fields(svc: ServiceDescription) -> tuple[list[Field], list[Field]]:
             description=e.description,
             required=e.multiplicity.strip() not in OPTIONAL_MULTIPLICITIES,
             reference=_reference_hint(e),
+            multiple=allows_many(e.multiplicity),
             hint="; ".join(
                 part
                 for part in (

@@ -193,6 +193,9 @@ def job_parameter(app: OpusApp, request: Request, service: str, job_id: str, nam
     param = current.parameter(name)
     if param is None:
         raise UnknownResource(f"job {job_id} has no parameter {name[:80]!r}")
+    if param.file and " " in param.file:
+        # Several uploaded files: their local names, one a line (each is a file of the job).
+        return _text("\n".join(param.file.split()) + "\n")
     if param.file:
         path = app.jobs.files.read_path(current.id, param.file)
         return _file(request, path, param.file)

@@ -27,6 +27,7 @@ accepts them.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from urllib.parse import quote
 
@@ -339,7 +340,8 @@ def build_document(
         rel = b.job[f"{job_qname(_safe(act.service), act.job_id)}/prov/g-{_safe(gen.role)}"]
         b.doc.wasGeneratedBy(entity, activity, gen.time, rel, other_attributes=extra)
     informed: set[tuple[str, str]] = set()
-    for use in sorted(graph.used, key=lambda u: (u.time, u.job_id, u.role)):
+    per_role = Counter((u.job_id, u.role) for u in graph.used)
+    for use in sorted(graph.used, key=lambda u: (u.time, u.job_id, u.role, u.sha256)):
         act = graph.activities.get(use.job_id)
         if act is None or use.sha256 not in graph.entities:
             continue
@@ -352,7 +354,10 @@ def build_document(
             ]
         local_job = job_qname(_safe(act.service), act.job_id)
         activity = b.job[local_job]
-        rel = b.job[f"{local_job}/prov/u-{_safe(use.role)}"]
+        rel_name = f"u-{_safe(use.role)}"
+        if per_role[(use.job_id, use.role)] > 1:  # several files in one role
+            rel_name += f"-{use.sha256[:16]}"
+        rel = b.job[f"{local_job}/prov/{rel_name}"]
         b.doc.used(activity, b.data[entity_id(use.sha256)], use.time, rel, other_attributes=extra)
         for maker in sorted(makers.get(use.sha256, ())):
             if maker != use.job_id and (use.job_id, maker) not in informed:

@@ -52,7 +52,7 @@ def walk(
     visible already; ``agents`` adds every visible job of the owners found, with its files.
     """
     graph = ProvGraph()
-    have: set[tuple[str, str, str]] = set()
+    have: set[tuple[str, str, str, str]] = set()
     acts = source.prov_activities(activities)
     graph.activities.update(acts)
     seen_ents: set[str] = set(entities)
@@ -111,16 +111,16 @@ def _keep(
     uses: list[UsedRecord],
     gens: list[GeneratedRecord],
     ents: set[str],
-    have: set[tuple[str, str, str]],
+    have: set[tuple[str, str, str, str]],
 ) -> None:
     """Record the relations whose both ends are in the graph (each once)."""
     for u in uses:
-        key = ("u", u.job_id, u.role)
+        key = ("u", u.job_id, u.role, u.sha256)  # a role may hold several files
         if u.job_id in graph.activities and u.sha256 in ents and key not in have:
             have.add(key)
             graph.used.append(u)
     for g in gens:
-        key = ("g", g.job_id, g.role)
+        key = ("g", g.job_id, g.role, g.sha256)
         if g.job_id in graph.activities and g.sha256 in ents and key not in have:
             have.add(key)
             graph.generated.append(g)

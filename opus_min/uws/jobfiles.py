@@ -21,7 +21,7 @@ from ..votable.model import GeneratedEntity
 from .errors import TooLarge, UnknownResource
 from .model import Result
 
-__all__ = ["JobFiles", "LOG_RESULTS", "OPTIONAL_MULTIPLICITIES"]
+__all__ = ["JobFiles", "LOG_RESULTS", "OPTIONAL_MULTIPLICITIES", "allows_many"]
 
 META = ".opus"
 LOG_RESULTS = (("stdout", f"{META}/stdout.log"), ("stderr", f"{META}/stderr.log"))
@@ -29,6 +29,13 @@ LOG_RESULTS = (("stdout", f"{META}/stdout.log"), ("stderr", f"{META}/stderr.log"
 
 OPTIONAL_MULTIPLICITIES = frozenset({"0..1", "0..*", "*", "?", "0"})
 """Generated multiplicities under which a missing file is not an error."""
+
+
+def allows_many(multiplicity: str) -> bool:
+    """Whether a Used multiplicity (``1``, ``0..1``, ``1..*``, ``*``, ``2..5``) admits >1 file."""
+    upper = multiplicity.strip().rsplit("..", 1)[-1]
+    return upper == "*" or (upper.isdigit() and int(upper) > 1)
+
 
 _CHUNK = 1 << 16
 _JOB_ID = re.compile(r"^[0-9][a-z0-9]{7,63}$")

@@ -44,7 +44,7 @@ from .errors import (
     UsageError,
 )
 from .fetch import DeadlineReader, open_url
-from .jobfiles import OPTIONAL_MULTIPLICITIES, JobFiles
+from .jobfiles import OPTIONAL_MULTIPLICITIES, JobFiles, allows_many
 from .model import (
     ACTIVE_PHASES,
     FINAL_PHASES,
@@ -70,6 +70,8 @@ log = logging.getLogger("opus_min")
 MAX_PARAMETERS = 200
 """Parameters (known and unknown) one job may carry."""
 MAX_NAME = 128
+MAX_FILES = 100
+"""Files one multi-valued Used entity may take in one job."""
 MAX_VALUE = 64 * 1024
 """Bytes (UTF-8) in one parameter value: values travel as environment strings (Linux caps one
 at 128 KiB), so larger data belongs in an uploaded file."""
@@ -419,16 +421,19 @@ class JobService:
         self.files.create(job.id)
         try:
             inputs: list[UsedRecord] = []
-            for name, upload in upload_map.items():
+            for name, files in upload_map.items():
                 entity = description.used_entity(name)
                 assert entity is not None
-                local = _local_name(entity.name, entity.default)
-                size, sha = self.files.save_input(
-                    job.id, local, upload.stream, self.config.upload_max_bytes
-                )
-                shown = os.path.basename(upload.filename or local)[:MAX_NAME] or local
-                ctype = entity.content_type or "application/octet-stream"
-                inputs.append(UsedRecord(job.id, entity.name, sha, size, ctype, shown, None, now))
+                names = _local_names(entity.name, entity.default, len(files))
+                for upload, local in zip(files, names, strict=True):
+                    size, sha = self.files.save_input(
+                        job.id, local, upload.stream, self.config.upload_max_bytes
+                    )
+                    shown = os.path.basename(upload.filename or local)[:MAX_NAME] or local
+                    ctype = entity.content_type or "application/octet-stream"
+                    inputs.append(
+                        UsedRecord(job.id, entity.name, sha, size, ctype, shown, None, now)
+                    )
             inputs += self._fetch_references(job, description, upload_map, caller, base_url)
             if not self.store.insert(job, max_active=limit):
                 raise Forbidden(self._limit_message(caller, limit))
@@ -468,24 +473,29 @@ class JobService:
     @staticmethod
     def _match_uploads(
         description: ServiceDescription, uploads: Sequence[Upload]
-    ) -> dict[str, Upload]:
-        matched: dict[str, Upload] = {}
+    ) -> dict[str, list[Upload]]:
+        """Uploads by Used entity; several files only where the multiplicity allows them."""
+        matched: dict[str, list[Upload]] = {}
         for upload in uploads:
             entity = description.used_entity(upload.name)
             if entity is None:
                 raise UsageError(
                     f"{upload.name[:MAX_NAME]}: not a file input of service {description.name}"
                 )
-            if entity.name in matched:
-                raise UsageError(f"{entity.name}: given twice")
-            matched[entity.name] = upload
+            files = matched.setdefault(entity.name, [])
+            if files and not allows_many(entity.multiplicity):
+                many = entity.multiplicity or "1"
+                raise UsageError(f"{entity.name}: given twice (multiplicity {many!r})")
+            if len(files) >= MAX_FILES:
+                raise UsageError(f"{entity.name}: more than {MAX_FILES} files")
+            files.append(upload)
         return matched
 
     def _parameters(
         self,
         description: ServiceDescription,
         values: Sequence[tuple[str, str]],
-        uploads: Mapping[str, Upload],
+        uploads: Mapping[str, list[Upload]],
         existing: Job | None,
     ) -> list[Parameter]:
         """Check values, fill defaults, keep unknown names (echoed, never given to the script)."""
@@ -534,17 +544,15 @@ class JobService:
             elif param.required:
                 raise UsageError(f"{param.name}: required parameter missing")
         for entity in description.used:
-            upload = uploads.get(entity.name)
-            if upload is not None:
-                shown = os.path.basename(upload.filename or entity.name)[:MAX_NAME] or entity.name
-                params.append(
-                    Parameter(
-                        entity.name,
-                        shown,
-                        by_reference=True,
-                        file=_local_name(entity.name, entity.default),
-                    )
+            files = uploads.get(entity.name)
+            if files:
+                shown = " ".join(
+                    os.path.basename(u.filename or entity.name)[:MAX_NAME] or entity.name
+                    for u in files
                 )
+                # Several files: the script sees their names space-separated (`for f in $x`).
+                local = " ".join(_local_names(entity.name, entity.default, len(files)))
+                params.append(Parameter(entity.name, shown, by_reference=True, file=local))
             elif entity.name in references:
                 params.append(
                     Parameter(
@@ -574,7 +582,7 @@ class JobService:
         self,
         job: Job,
         description: ServiceDescription,
-        uploads: Mapping[str, Upload],
+        uploads: Mapping[str, list[Upload]],
         caller: Caller,
         base_url: str,
         previous: Job | None = None,
@@ -981,6 +989,15 @@ def _resolve_reference(template: str, value: str) -> str:
     if not template or template == "file://$ID" or "$ID" not in template:
         return value
     return template.replace("$ID", quote(value, safe="-._~:/@"))
+
+
+def _local_names(name: str, default: str | None, count: int) -> list[str]:
+    """Local file names of ``count`` uploads: ``events.fits``, or ``events_1.fits`` … ``_n``."""
+    single = _local_name(name, default)
+    if count == 1:
+        return [single]
+    stem, dot, suffix = single.partition(".")
+    return [f"{stem}_{i}{dot}{suffix}" for i in range(1, count + 1)]
 
 
 def _local_name(name: str, default: str | None) -> str:

@@ -178,6 +178,30 @@ def m003_provenance(db: Database) -> None:
     db.execute("CREATE INDEX prov_jobs_owner ON prov_jobs (owner)")
 
 
+@MIGRATIONS()
+def m004_several_inputs_per_role(db: Database) -> None:
+    # A multi-valued Used entity (multiplicity 1..*) is one role with several files: the key
+    # becomes (job, role, file).
+    db.execute("ALTER TABLE prov_used RENAME TO prov_used_m003")
+    db.execute(
+        """
+        CREATE TABLE prov_used (
+            job_id TEXT NOT NULL,
+            role TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            content_type TEXT NOT NULL,
+            name TEXT NOT NULL,
+            location TEXT,
+            time TEXT NOT NULL,
+            PRIMARY KEY (job_id, role, sha256)
+        )"""
+    )
+    db.execute("INSERT INTO prov_used SELECT * FROM prov_used_m003")
+    db.execute("DROP TABLE prov_used_m003")
+    db.execute("CREATE INDEX prov_used_entity ON prov_used (sha256)")
+
+
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 _JOB_COLUMNS = (
     "job_id, service, owner, run_id, phase, creation_time, start_time, end_time,"
@@ -516,7 +540,8 @@ class JobStore:
         with self._write() as conn:
             conn.execute("DELETE FROM prov_used WHERE job_id = ?", (job_id,))
             conn.executemany(
-                "INSERT INTO prov_used (job_id, role, sha256, size, content_type, name,"
+                # The same file twice in one role is one usage.
+                "INSERT OR IGNORE INTO prov_used (job_id, role, sha256, size, content_type, name,"
                 " location, time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [
                     (

@@ -158,3 +158,61 @@ def test_out_of_bounds_parameters_are_refused(live, http):
 @pytest.mark.skipif(not FITSVERIFY and not os.environ.get("CI"), reason="fitsverify not installed")
 def test_fitsverify_is_installed_in_ci():
     assert FITSVERIFY is not None
+
+
+def test_counts_map_bins_several_event_lists(live, http, events):
+    url, _ = run(
+        http,
+        live,
+        "simulate_events",
+        {**SOURCE, "n_source": "500", "n_background": "800", "seed": "8", "obs_id": "1235"},
+    )
+    second = fetch(http, url, "events")
+    params = {**SOURCE, "nxpix": "40", "nypix": "40", "binsz": "0.1"}
+    url, _ = run(
+        http,
+        live,
+        "counts_map",
+        params,
+        files=[("events", ("run1234.fits", events)), ("events", ("run1235.fits", second))],
+    )
+    with fits.open(io.BytesIO(fetch(http, url, "counts_map"))) as hdus:
+        counts = hdus[0].data
+        header = hdus[0].header
+        wcs = WCS(header)
+    assert header["OBS_IDS"] == "1234 1235"
+    expected = 0
+    for data in (events, second):
+        with fits.open(io.BytesIO(data)) as hdus:
+            table = hdus["EVENTS"].data
+        keep = (table["ENERGY"] >= 0.1) & (table["ENERGY"] < 100)
+        px, py = wcs.world_to_pixel(SkyCoord(table["RA"][keep], table["DEC"][keep], unit="deg"))
+        expected += int(((px > -0.5) & (px < 39.5) & (py > -0.5) & (py < 39.5)).sum())
+    assert int(counts.sum()) == expected
+    # The UWS parameter lists both local files; the job document shows both uploaded names.
+    listing = http.get(f"{url}/parameters/events").text
+    assert listing == "events_1.fits\nevents_2.fits\n"
+    # Both files are used entities of the job in the role "events".
+    import hashlib
+    import json
+
+    prov = json.loads(
+        http.get(f"{live.url}/provsap", params={"ID": url.rsplit("/", 1)[1], "DEPTH": "1"}).content
+    )
+    used = [u for u in prov["used"].values() if u.get("prov:role") == "events"]
+    assert sorted(u["prov:entity"] for u in used) == sorted(
+        f"data:sha256-{hashlib.sha256(d).hexdigest()}" for d in (events, second)
+    )
+    doc = etree.fromstring(http.get(url).content)
+    assert {p.get("id"): p.get("byReference") for p in doc.iter(f"{UWS}parameter")}["events"] == (
+        "true"
+    )
+
+
+def test_a_single_valued_input_refuses_a_second_file(live, http, events):
+    r = http.post(
+        live.jobs("significance_map"),
+        files=[("counts_map", ("a.fits", events)), ("counts_map", ("b.fits", events))],
+        allow_redirects=False,
+    )
+    assert r.status_code == 400 and "counts_map: given twice" in r.text
