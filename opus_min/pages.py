@@ -335,6 +335,12 @@ def _secure(app: OpusApp, request: Request) -> bool:
     return request.scheme == "https" or app.config.base_url.startswith("https:")
 
 
+def _cookie_options(app: OpusApp, request: Request) -> dict[str, object]:
+    """The one policy of our cookies (CSRF token, sign-in token): never readable by scripts,
+    never sent cross-site, only over TLS when the site is served over TLS."""
+    return {"path": "/", "httponly": True, "samesite": "Strict", "secure": _secure(app, request)}
+
+
 def _render(
     app: OpusApp, request: Request, template: str, status: int = 200, **context: Any
 ) -> Response:
@@ -390,14 +396,7 @@ def _page(view: View) -> View:
         response.headers["Content-Security-Policy"] = PAGE_CSP
         fresh = request.environ.get("opus_min.csrf_new")
         if fresh is not None:
-            response.set_cookie(
-                CSRF_COOKIE,
-                fresh,
-                path="/",
-                httponly=True,
-                samesite="Strict",
-                secure=_secure(app, request),
-            )
+            response.set_cookie(CSRF_COOKIE, fresh, **_cookie_options(app, request))
         return response
 
     return wrapper
@@ -718,23 +717,14 @@ def _signin(app: OpusApp, request: Request) -> Response:
     if caller is None:
         return _render(app, request, "signin.html", status=403, next=next_raw, error=error)
     response = redirect(_next_target(app, request, next_raw), code=303)
-    response.set_cookie(
-        TOKEN_COOKIE,
-        token,
-        path="/",
-        httponly=True,
-        samesite="Strict",
-        secure=_secure(app, request),
-    )
+    response.set_cookie(TOKEN_COOKIE, token, **_cookie_options(app, request))
     return response
 
 
 def _signout(app: OpusApp, request: Request) -> Response:
     _check_post(app, request)
     response = redirect(f"{_base(app, request)}/ui/", code=303)
-    response.delete_cookie(
-        TOKEN_COOKIE, path="/", httponly=True, samesite="Strict", secure=_secure(app, request)
-    )
+    response.delete_cookie(TOKEN_COOKIE, **_cookie_options(app, request))
     return response
 
 
