@@ -12,6 +12,7 @@ import glob
 import hashlib
 import mimetypes
 import re
+import secrets
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -24,6 +25,8 @@ from .model import Result
 __all__ = ["JobFiles", "LOG_RESULTS", "OPTIONAL_MULTIPLICITIES", "allows_many"]
 
 META = ".opus"
+TRASH = ".trash"
+"""Folder of the work root where deleted jobs' folders are removed (never a job id)."""
 LOG_RESULTS = (("stdout", f"{META}/stdout.log"), ("stderr", f"{META}/stderr.log"))
 """The wrapper's standard streams, kept as results of every job."""
 
@@ -62,7 +65,23 @@ class JobFiles:
         return path
 
     def remove(self, job_id: str) -> None:
-        shutil.rmtree(self.job_dir(job_id), ignore_errors=True)
+        """Delete the job's folder.
+
+        It is first moved into ``<work_root>/.trash/``: a job still writing while it is being
+        cancelled (``scancel`` is asynchronous) can make a plain ``rmtree`` fail half-way and
+        leave the folder behind. What such a job leaves in the trash goes with the next delete.
+        """
+        path = self.job_dir(job_id)
+        trash = self.root / TRASH
+        trash.mkdir(exist_ok=True)
+        try:
+            path.rename(trash / f"{job_id}-{secrets.token_hex(4)}")
+        except FileNotFoundError:
+            pass
+        except OSError:  # not movable (permissions, another file system): delete in place
+            shutil.rmtree(path, ignore_errors=True)
+        for leftover in trash.iterdir():
+            shutil.rmtree(leftover, ignore_errors=True)
 
     def remove_results(self, job_id: str) -> None:
         """Delete the files but keep the folder's metadata (ARCHIVED jobs)."""
