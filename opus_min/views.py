@@ -38,6 +38,8 @@ View = Callable[..., Response]
 def _query(request: Request) -> MultiDict[str, str]:
     """Query arguments with lower-cased names: UWS control names are case-insensitive."""
     folded: MultiDict[str, str] = MultiDict()
+    if not request.environ.get("QUERY_STRING"):  # most requests: skip parsing nothing
+        return folded
     for key, value in request.args.items(multi=True):
         folded.add(key.lower(), value)
     return folded

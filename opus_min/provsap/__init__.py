@@ -1,12 +1,14 @@
 """Provenance of jobs (IVOA ProvDM on W3C PROV, the ``prov`` library) and ProvSAP.
 
 Pure: ``records`` (what the store returns), ``walk`` (the ProvSAP traversal), ``build`` (PROV
-documents), ``formats`` (serialisations), ``query`` (ProvSAP parameters).
+records from a graph), ``document`` (those records as a ``prov`` document or as PROV-JSON),
+``formats`` (serialisations), ``query`` (ProvSAP parameters).
 """
 
 from __future__ import annotations
 
-from .build import DEFAULT_VOPROV, MODELS, build_document, entity_id, job_qname
+from .build import DEFAULT_VOPROV, MODELS, build_document, build_records, entity_id, job_qname
+from .document import RecordedDocument
 from .formats import FORMATS, RESULT_FORMATS, Format, FormatUnavailable, serialize
 from .query import ProvQuery, UnsupportedFormat, parse_query
 from .records import ActivityRecord, EntityRecord, GeneratedRecord, ProvGraph, UsedRecord
@@ -25,9 +27,11 @@ __all__ = [
     "ProvGraph",
     "ProvQuery",
     "ProvSource",
+    "RecordedDocument",
     "UnsupportedFormat",
     "UsedRecord",
     "build_document",
+    "build_records",
     "entity_id",
     "job_qname",
     "parse_query",

@@ -1,6 +1,7 @@
 """Build W3C PROV documents (the ``prov`` library) carrying IVOA ProvDM from a ProvGraph.
 
-Pure: records and service descriptions in, a ``prov.model.ProvDocument`` out.
+Pure: records and service descriptions in, the records of a PROV document out (``document``
+writes them as a ``prov.model.ProvDocument`` or as PROV-JSON).
 
 Identifiers (the same on job pages, in UWS documents and in every provenance document):
 
@@ -42,9 +43,17 @@ from prov.model import (
 )
 
 from ..votable.model import ServiceDescription
+from .document import RecordedDocument
 from .records import ActivityRecord, EntityRecord, ProvGraph
 
-__all__ = ["DEFAULT_VOPROV", "MODELS", "build_document", "entity_id", "job_qname"]
+__all__ = [
+    "DEFAULT_VOPROV",
+    "MODELS",
+    "build_document",
+    "build_records",
+    "entity_id",
+    "job_qname",
+]
 
 DEFAULT_VOPROV = "http://www.ivoa.net/documents/ProvenanceDM/index.html#"
 """The ``voprov`` namespace voprov and OPUS use (ProvDM 1.0 defines none)."""
@@ -73,7 +82,7 @@ class _Builder:
         base = base_url.rstrip("/")
         self.base = base
         self.model = model
-        self.doc = ProvDocument()
+        self.doc = RecordedDocument()
         self.doc.set_default_namespace(f"{base}/provsap/")
         self.voprov = self.doc.add_namespace("voprov", voprov_uri)
         self.uws = self.doc.add_namespace("uws", UWS_NS)
@@ -285,7 +294,8 @@ class _Builder:
             attrs[PROV_LOCATION] = location
         self.doc.entity(node, attrs)
         if ent.invalidated is not None:
-            self.doc.wasInvalidatedBy(node, None, ent.invalidated)
+            invalidation = self.data[f"{entity_id(ent.sha256)}/prov/invalidated"]
+            self.doc.wasInvalidatedBy(node, None, ent.invalidated, invalidation)
 
 
 def build_document(
@@ -296,7 +306,19 @@ def build_document(
     model: str = "IVOA",
     voprov_uri: str = DEFAULT_VOPROV,
 ) -> ProvDocument:
-    """The PROV document of ``graph``; every URL below ``base_url``."""
+    """The PROV document of ``graph`` as a ``prov`` document; every URL below ``base_url``."""
+    return build_records(graph, services, base_url, model=model, voprov_uri=voprov_uri).to_prov()
+
+
+def build_records(
+    graph: ProvGraph,
+    services: Mapping[str, ServiceDescription],
+    base_url: str,
+    *,
+    model: str = "IVOA",
+    voprov_uri: str = DEFAULT_VOPROV,
+) -> RecordedDocument:
+    """The records of the PROV document of ``graph``; every URL below ``base_url``."""
     b = _Builder(base_url, voprov_uri, model)
     for act in sorted(graph.activities.values(), key=lambda a: (a.creation_time, a.job_id)):
         b.activity(act, services.get(act.service))

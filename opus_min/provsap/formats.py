@@ -3,6 +3,7 @@ SVG graph (``prov.dot`` and Graphviz ``dot``)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import warnings
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from prov.model import ProvDocument
 
 from ..uws.errors import UWSError
+from .document import RecordedDocument
 
 __all__ = [
     "FORMATS",
@@ -63,7 +65,7 @@ RESULT_FORMATS = {
 """Result ids under which every final job serves its own provenance."""
 
 
-def serialize(doc: ProvDocument, fmt: Format) -> bytes:
+def serialize(records: RecordedDocument, fmt: Format) -> bytes:
     """The document in ``fmt`` (UTF-8).
 
     Raises
@@ -71,6 +73,9 @@ def serialize(doc: ProvDocument, fmt: Format) -> bytes:
     FormatUnavailable
         Raised for SVG when ``dot`` is missing, fails, or the graph is too large to draw.
     """
+    if fmt.prov_format == "json":
+        return json.dumps(records.to_json()).encode("utf-8")
+    doc = records.to_prov()
     if fmt.prov_format != "svg":
         text = doc.serialize(format=fmt.prov_format)
         assert isinstance(text, str)

@@ -17,7 +17,7 @@ from ..provsap import (
     Format,
     ProvGraph,
     ProvQuery,
-    build_document,
+    build_records,
     serialize,
     walk,
 )
@@ -98,10 +98,10 @@ class Provenance:
         return self._render(graph, base_url, query.format, query.model)
 
     def _render(self, graph: ProvGraph, base_url: str, fmt: Format, model: str) -> bytes:
-        doc = build_document(
+        records = build_records(
             graph, self.services, base_url, model=model, voprov_uri=self.voprov_uri
         )
-        return serialize(doc, fmt)
+        return serialize(records, fmt)
 
     def _visible_files(
         self, hashes: list[str], visible: Callable[[ActivityRecord], bool]

@@ -337,7 +337,7 @@ class JobService:
             return job
         run_time = self._median_run_time(job.service)
         if run_time is None:
-            return dataclasses.replace(job, quote=None)
+            return job.with_quote(None)
         now = time.monotonic()
         cached = self._waves_cache.get(job.id)
         if cached is not None and cached[1] is job.phase and now - cached[0] < WAVES_CACHE_SECONDS:
@@ -350,8 +350,7 @@ class JobService:
             if len(self._waves_cache) > 10_000:
                 self._waves_cache.clear()
             self._waves_cache[job.id] = (now, job.phase, waves)
-        quote = utcnow() + timedelta(seconds=run_time * (waves + 1))
-        return dataclasses.replace(job, quote=quote)
+        return job.with_quote(utcnow() + timedelta(seconds=run_time * (waves + 1)))
 
     # -- creation --------------------------------------------------------------------------
 

@@ -72,3 +72,39 @@ def test_instants_are_utc_with_z():
 
     local = datetime(2026, 1, 1, 1, 30, tzinfo=timezone(timedelta(hours=2)))
     assert format_instant(local) == "2025-12-31T23:30:00.000Z"
+
+
+AWKWARD = [
+    "plain",
+    "",
+    'say "hi"',
+    "a < b && c > d",
+    "line one\nline two\ttabbed\r",
+    "café ✓ 😀",
+    "]]>",
+    "'single'",
+]
+
+
+@pytest.mark.parametrize("value", AWKWARD)
+def test_parameter_values_and_names_read_back_exactly(value, assert_valid):
+    """Values that need no escaping are written as they are; every other one still reads back
+    as sent (an XML parser normalises attribute whitespace, so names with it are escaped)."""
+    params = (Parameter("p", value), Parameter(value or "n", "v"))
+    for body in (
+        render_job(job(Phase.PENDING, parameters=params), URL),
+        render_parameters(job(Phase.PENDING, parameters=params), URL),
+    ):
+        doc = assert_valid(body)
+        found = doc.iter("{http://www.ivoa.net/xml/UWS/v1.0}parameter")
+        assert [(p.get("id"), p.text or "") for p in found] == [("p", value), (value or "n", "v")]
+
+
+def test_values_xml_cannot_carry_go_by_reference(assert_valid):
+    doc = assert_valid(render_job(job(Phase.PENDING, parameters=(Parameter("p", "a\x00b"),)), URL))
+    param = doc.find("{http://www.ivoa.net/xml/UWS/v1.0}parameters")[0]
+    assert param.get("byReference") == "true" and param.text == URL + "/parameters/p"
+
+
+def test_instants_of_year_one_keep_four_digits():
+    assert format_instant(datetime(1, 1, 1, tzinfo=UTC)) == "0001-01-01T00:00:00.000Z"
