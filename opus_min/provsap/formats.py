@@ -1,5 +1,5 @@
-"""Serialisations of a PROV document: PROV-JSON, PROV-XML, PROV-N (the ``prov`` library) and an
-SVG graph (``prov.dot`` and Graphviz ``dot``)."""
+"""Serialisations of a recorded PROV document: PROV-JSON (written directly, see ``document``),
+PROV-XML and PROV-N (the ``prov`` library) and an SVG graph (``prov.dot`` and Graphviz ``dot``)."""
 
 from __future__ import annotations
 
