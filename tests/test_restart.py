@@ -53,6 +53,10 @@ def test_a_killed_controller_leaves_no_running_job_behind(config, http):
         doc = etree.fromstring(http.get(job, params={"WAIT": "5", "PHASE": "QUEUED"}).content)
         assert phase_of(doc) == "EXECUTING"
         job_dir = config.work_root.resolve() / job.rsplit("/", 1)[1]
+        # EXECUTING means the process was started, not that the script's first line has run.
+        deadline = time.monotonic() + 10
+        while not (job_dir / "started.txt").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert (job_dir / "started.txt").exists()
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)

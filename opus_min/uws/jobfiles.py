@@ -69,19 +69,29 @@ class JobFiles:
 
         It is first moved into ``<work_root>/.trash/``: a job still writing while it is being
         cancelled (``scancel`` is asynchronous) can make a plain ``rmtree`` fail half-way and
-        leave the folder behind. What such a job leaves in the trash goes with the next delete.
+        leave the folder behind. What such a job leaves in the trash goes with the next delete;
+        an empty trash folder is removed.
         """
         path = self.job_dir(job_id)
         trash = self.root / TRASH
-        trash.mkdir(exist_ok=True)
+        for _ in range(3):
+            trash.mkdir(exist_ok=True)
+            try:
+                path.rename(trash / f"{job_id}-{secrets.token_hex(4)}")
+                break
+            except FileNotFoundError:
+                if not path.exists():
+                    break
+                # Another delete removed the empty trash folder in between: make it again.
+            except OSError:  # not movable (permissions, another file system): delete in place
+                shutil.rmtree(path, ignore_errors=True)
+                break
         try:
-            path.rename(trash / f"{job_id}-{secrets.token_hex(4)}")
-        except FileNotFoundError:
+            for leftover in trash.iterdir():
+                shutil.rmtree(leftover, ignore_errors=True)
+            trash.rmdir()
+        except OSError:  # not empty (a job still writing), or another delete emptied it
             pass
-        except OSError:  # not movable (permissions, another file system): delete in place
-            shutil.rmtree(path, ignore_errors=True)
-        for leftover in trash.iterdir():
-            shutil.rmtree(leftover, ignore_errors=True)
 
     def remove_results(self, job_id: str) -> None:
         """Delete the files but keep the folder's metadata (ARCHIVED jobs)."""
