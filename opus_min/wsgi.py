@@ -30,6 +30,7 @@ from .identity import (
 )
 from .pages import PAGE_RULES, PAGE_VIEWS
 from .provviews import PROVSAP_VIEWS
+from .restroutes import RestRoutes
 from .slurm import SlurmExecutor
 from .users import UserStore
 from .uws.errors import UWSError
@@ -87,6 +88,9 @@ URL_MAP = Map(
 """Every route; the endpoint is the name of its view in ``views.VIEWS`` or
 ``discovery.DISCOVERY_VIEWS``."""
 
+REST_ROUTES = RestRoutes.from_rules(URL_MAP.iter_rules())
+"""The UWS routes of ``URL_MAP``, matched directly (the Map answers everything else)."""
+
 ENDPOINTS = {**VIEWS, **DISCOVERY_VIEWS, **PROVSAP_VIEWS, **PAGE_VIEWS, **ADMIN_VIEWS}
 
 SECURITY_HEADERS = {
@@ -123,6 +127,7 @@ class OpusApp:
         self.published = published_services(jobs.services)
         self.registry = registry
         self.url_map = URL_MAP
+        self.rest_routes = REST_ROUTES
         self.auth = Authenticator(config, UserStore(jobs.store))
         self.cors = CorsPolicy.from_config(config)
         self._base_urls: dict[tuple[str | None, ...], str] = {}
@@ -156,9 +161,11 @@ class OpusApp:
         return f"{self.list_url(request, job.service)}/{job.id}"
 
     def dispatch(self, request: Request) -> Response:
-        adapter = self.url_map.bind_to_environ(request.environ)
         try:
-            endpoint, values = adapter.match()
+            found = self.rest_routes.match(request.method, request.environ.get("PATH_INFO", ""))
+            if found is None:
+                found = self.url_map.bind_to_environ(request.environ).match()
+            endpoint, values = found
             response = ENDPOINTS[endpoint](self, request, **values)
         except UWSError as exc:
             response = error_response(exc.code, exc.label, exc.message)
