@@ -30,11 +30,10 @@ from .editor import (
     zip_files,
 )
 from .identity import ANONYMOUS, Caller, check_user_name
-from .pages import _caller, _check_post, _int_arg, _page, _render
+from .pages import _caller, _check_post, _filter_choices, _int_arg, _page, _render
 from .users import UserError
 from .uws.controls import parse_phase_filter
 from .uws.errors import Forbidden, UsageError, UWSError
-from .uws.model import Phase
 from .votable.loader import MAX_FILE_SIZE
 from .votable.parse import parse_service
 
@@ -230,9 +229,7 @@ def _jobs(app: OpusApp, request: Request) -> Response:
         page=page,
         chosen=chosen_service,
         owner=owner,
-        all_services=sorted(app.jobs.services),
-        phases=[p.value for p in Phase],
-        selected={p.value for p in phases},
+        **_filter_choices(app, phases),
         message=message,
         failed=status != 200,
     )

@@ -341,6 +341,15 @@ def _cookie_options(app: OpusApp, request: Request) -> dict[str, object]:
     return {"path": "/", "httponly": True, "samesite": "Strict", "secure": _secure(app, request)}
 
 
+def _filter_choices(app: OpusApp, phases: Sequence[Phase]) -> dict[str, Any]:
+    """What the service and phase filters (``_filters.html``) offer and which phases are on."""
+    return {
+        "all_services": sorted(app.jobs.services),
+        "phases": [p.value for p in Phase],
+        "selected": {p.value for p in phases},
+    }
+
+
 def _render(
     app: OpusApp, request: Request, template: str, status: int = 200, **context: Any
 ) -> Response:
@@ -577,9 +586,7 @@ def _job_list(app: OpusApp, request: Request, service: str | None = None) -> Res
         jobs=jobs,
         service=service,
         chosen=chosen,
-        all_services=sorted(app.jobs.services),
-        phases=[p.value for p in Phase],
-        selected={p.value for p in phases},
+        **_filter_choices(app, phases),
         page=page,
         newer=page_url(page - 1) if page > 1 else None,
         older=page_url(page + 1) if more else None,
