@@ -314,7 +314,7 @@ def tune_collector() -> None:
     What exists after start-up (services, routes, libraries) lives as long as the process, so
     ``gc.freeze`` takes it out of every later collection. A large ProvSAP answer builds about
     10^5 objects that live until it is sent; at the default threshold the collector walked them
-    hundreds of times (bench P6, DEPTH=ALL over 1 000 jobs: about 0.3 s of 1 s).
+    again and again (bench P6, DEPTH=ALL over 1 000 jobs: 0.43 → 0.36 s in-process).
     """
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLD)

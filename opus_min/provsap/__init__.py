@@ -7,7 +7,7 @@ records from a graph), ``document`` (those records as a ``prov`` document or as 
 
 from __future__ import annotations
 
-from .build import DEFAULT_VOPROV, MODELS, build_document, build_records, entity_id, job_qname
+from .build import DEFAULT_VOPROV, MODELS, build_records, entity_id, job_qname
 from .document import RecordedDocument
 from .formats import FORMATS, RESULT_FORMATS, Format, FormatUnavailable, serialize
 from .query import ProvQuery, UnsupportedFormat, parse_query
@@ -30,7 +30,6 @@ __all__ = [
     "RecordedDocument",
     "UnsupportedFormat",
     "UsedRecord",
-    "build_document",
     "build_records",
     "entity_id",
     "job_qname",

@@ -1,4 +1,4 @@
-"""Build W3C PROV documents (the ``prov`` library) carrying IVOA ProvDM from a ProvGraph.
+"""Build W3C PROV documents carrying IVOA ProvDM from a ProvGraph.
 
 Pure: records and service descriptions in, the records of a PROV document out (``document``
 writes them as a ``prov.model.ProvDocument`` or as PROV-JSON).
@@ -39,7 +39,6 @@ from prov.model import (
     PROV_ROLE,
     PROV_TYPE,
     PROV_VALUE,
-    ProvDocument,
 )
 
 from ..votable.model import ServiceDescription
@@ -49,7 +48,6 @@ from .records import ActivityRecord, EntityRecord, ProvGraph
 __all__ = [
     "DEFAULT_VOPROV",
     "MODELS",
-    "build_document",
     "build_records",
     "entity_id",
     "job_qname",
@@ -296,18 +294,6 @@ class _Builder:
         if ent.invalidated is not None:
             invalidation = self.data[f"{entity_id(ent.sha256)}/prov/invalidated"]
             self.doc.wasInvalidatedBy(node, None, ent.invalidated, invalidation)
-
-
-def build_document(
-    graph: ProvGraph,
-    services: Mapping[str, ServiceDescription],
-    base_url: str,
-    *,
-    model: str = "IVOA",
-    voprov_uri: str = DEFAULT_VOPROV,
-) -> ProvDocument:
-    """The PROV document of ``graph`` as a ``prov`` document; every URL below ``base_url``."""
-    return build_records(graph, services, base_url, model=model, voprov_uri=voprov_uri).to_prov()
 
 
 def build_records(
